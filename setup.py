@@ -1,0 +1,28 @@
+"""Package metadata for tf-distill: `pip install -e ".[test]"` is the whole set-up."""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="tf-distill",
+    version="0.1.0",
+    description="Knowledge distillation for TensorFlow/Keras: teacher, student, "
+    "distilled student, compared and exported for serving.",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=find_packages(include=["tf_distill", "tf_distill.*"]),
+    install_requires=[
+        "tensorflow>=2.16",
+        # TensorFlow 2.21 no longer installs it; the TensorBoard callback needs it.
+        "tensorboard",
+        "tensorflow-datasets>=4.9",
+        # tensorflow-datasets 4.9.10 imports it but does not declare it on 3.11.
+        "importlib-resources",
+        "numpy",
+        "absl-py",
+        "ml-collections",
+        "scikit-learn",
+        "matplotlib",
+    ],
+    extras_require={"test": ["pytest", "ruff"]},
+)

@@ -1,0 +1,167 @@
+"""Data sources: digits, the real IDX files, and clear errors for bad data."""
+
+import gzip
+import os
+
+import numpy as np
+import pytest
+
+from tests.conftest import SHARED_DATA, needs_shared_data
+from tf_distill import data
+
+# Published per-class counts (LeCun et al.; Fashion-MNIST is balanced).
+MNIST_TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
+MNIST_TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+
+
+def write_idx(path, array, magic):
+    header = magic.to_bytes(4, "big") + b"".join(
+        d.to_bytes(4, "big") for d in array.shape
+    )
+    with gzip.open(path, "wb") as f:
+        f.write(header + array.astype(np.uint8).tobytes())
+
+
+@pytest.fixture
+def idx_folder(tmp_path):
+    """A small valid MNIST-layout folder: 50 train and 20 test 28x28 images."""
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 50), ("t10k", 20)):
+        write_idx(tmp_path / f"{split}-images-idx3-ubyte.gz",
+                  rng.integers(0, 256, (n, 28, 28)), data.IDX_IMAGES_MAGIC)  # fmt: skip
+        write_idx(tmp_path / f"{split}-labels-idx1-ubyte.gz",
+                  np.arange(n) % 10, data.IDX_LABELS_MAGIC)  # fmt: skip
+    return tmp_path
+
+
+def config_for(dataset, data_dir=None):
+    from configs import default
+
+    config = default.get_config()
+    config.dataset, config.data_dir = dataset, data_dir and str(data_dir)
+    return config
+
+
+def test_digits_split_is_deterministic_and_disjoint():
+    a = data.load(config_for("digits"))
+    b = data.load(config_for("digits"))
+    assert a.sizes() == {"train": 1293, "validation": 144, "test": 360}
+    np.testing.assert_array_equal(a.x_val, b.x_val)
+    assert a.input_shape == (8, 8, 1) and a.x_train.dtype == np.uint8
+    assert a.input_scale == 16.0 and a.x_train.max() == 16
+    rows = lambda x: {r.tobytes() for r in x}  # noqa: E731
+    # Digits has a few duplicate images; splits share at most those.
+    assert len(rows(a.x_test) & rows(a.x_train)) < 5
+
+
+def test_seed_does_not_change_the_split():
+    config = config_for("digits")
+    config.seed = 7
+    np.testing.assert_array_equal(data.load(config).y_val,
+                                  data.load(config_for("digits")).y_val)  # fmt: skip
+
+
+@pytest.mark.real_data
+@needs_shared_data("mnist")
+def test_real_mnist_idx_files():
+    x_train, y_train, x_test, y_test = data.load_idx_folder(
+        os.path.join(SHARED_DATA, "mnist")
+    )
+    assert x_train.shape == (60000, 28, 28, 1) and x_test.shape == (10000, 28, 28, 1)
+    assert np.bincount(y_train).tolist() == MNIST_TRAIN_COUNTS
+    assert np.bincount(y_test).tolist() == MNIST_TEST_COUNTS
+    splits = data.load(config_for("mnist", os.path.join(SHARED_DATA, "mnist")))
+    assert splits.sizes() == {"train": 54000, "validation": 6000, "test": 10000}
+    assert splits.input_scale == 255.0 and splits.source.startswith("idx:")
+
+
+@pytest.mark.real_data
+@needs_shared_data("fashion_mnist")
+def test_real_fashion_mnist_idx_files_whatever_the_dataset_name():
+    # A data_dir holding IDX files is read as IDX even under a tfds name.
+    splits = data.load(
+        config_for("fashion_mnist", os.path.join(SHARED_DATA, "fashion_mnist"))
+    )
+    labels = np.concatenate([splits.y_train, splits.y_val])
+    assert np.bincount(labels).tolist() == [6000] * 10
+    assert np.bincount(splits.y_test).tolist() == [1000] * 10
+    assert splits.class_names[9] == "Ankle boot"
+
+
+def test_small_idx_folder_loads(idx_folder):
+    splits = data.load(config_for("idx", idx_folder))
+    assert splits.sizes() == {"train": 45, "validation": 5, "test": 20}
+
+
+def test_truncated_gzip_names_the_file(idx_folder):
+    path = idx_folder / "train-images-idx3-ubyte.gz"
+    raw = path.read_bytes()
+    path.write_bytes(raw[: len(raw) // 2])
+    with pytest.raises(ValueError, match=f"{path}: cannot decompress"):
+        data.load(config_for("idx", idx_folder))
+
+
+def test_wrong_magic_number_names_the_file(idx_folder):
+    path = idx_folder / "t10k-labels-idx1-ubyte.gz"
+    write_idx(path, np.arange(20) % 10, data.IDX_IMAGES_MAGIC)
+    with pytest.raises(ValueError, match=f"{path}: magic number 2051, expected 2049"):
+        data.load(config_for("idx", idx_folder))
+
+
+def test_image_label_count_mismatch_names_both_files(idx_folder):
+    write_idx(idx_folder / "train-labels-idx1-ubyte.gz", np.arange(49) % 10,
+              data.IDX_LABELS_MAGIC)  # fmt: skip
+    with pytest.raises(ValueError, match="holds 50 images but .*train-labels.* 49"):
+        data.load(config_for("idx", idx_folder))
+
+
+def test_wrong_length_names_the_file(idx_folder):
+    path = idx_folder / "train-images-idx3-ubyte.gz"
+    with gzip.open(path, "rb") as f:
+        raw = f.read()
+    with gzip.open(path, "wb") as f:
+        f.write(raw[:-10])
+    with pytest.raises(ValueError, match=f"{path}: .* bytes after decompression"):
+        data.load(config_for("idx", idx_folder))
+
+
+def test_missing_idx_file_is_named(idx_folder):
+    (idx_folder / "t10k-images-idx3-ubyte.gz").unlink()
+    with pytest.raises(FileNotFoundError, match="t10k-images-idx3-ubyte.gz"):
+        data.load(config_for("idx", idx_folder))
+
+
+def test_missing_data_dir_is_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nowhere"):
+        data.load(config_for("idx", tmp_path / "nowhere"))
+
+
+def test_unknown_dataset_lists_the_valid_ones():
+    with pytest.raises(ValueError, match=r"Unknown config.dataset 'mnsit'.*digits, "
+                       r"idx.*Did you mean mnist"):  # fmt: skip
+        data.load(config_for("mnsit"))
+
+
+def test_unprepared_tfds_dataset_fails_at_once_naming_the_offline_route(tmp_path):
+    with pytest.raises(FileNotFoundError, match="not prepared.*IDX gzip files"):
+        data.load(config_for("kmnist", tmp_path))
+
+
+def test_pipeline_batches_casts_and_keeps_extras_aligned():
+    x = np.arange(10, dtype=np.uint8).reshape(10, 1, 1, 1)
+    y = np.arange(10, dtype=np.int32)
+    extra = np.arange(10, dtype=np.float32)[:, None] * 2
+    batches = list(data.pipeline(x, y, batch_size=4, extra=extra, shuffle_seed=3))
+    assert [len(b[1]) for b in batches] == [4, 4, 2]
+    for bx, by, be in batches:
+        assert bx.dtype == np.float32
+        np.testing.assert_array_equal(bx.numpy().ravel(), by.numpy())
+        np.testing.assert_array_equal(be.numpy().ravel(), 2 * by.numpy())
+    assert sorted(np.concatenate([b[1] for b in batches])) == list(range(10))
+
+
+def test_validation_fraction_must_leave_examples(idx_folder):
+    config = config_for("idx", idx_folder)
+    config.validation_fraction = 0.001
+    with pytest.raises(ValueError, match="validation_fraction=0.001 leaves 0"):
+        data.load(config)

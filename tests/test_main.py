@@ -1,0 +1,97 @@
+"""main.py as a user runs it: a subprocess, in a scratch folder, on a tiny config."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import REPO, tiny_flags
+
+MAIN = os.path.join(REPO, "main.py")
+DEFAULT = os.path.join(REPO, "configs", "default.py")
+
+
+def run_main(cwd, *args, config=DEFAULT):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
+    return subprocess.run(
+        [sys.executable, MAIN, f"--config={config}", *args],
+        cwd=cwd, env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+
+
+@pytest.mark.slow
+def test_all_writes_the_run_directory_and_report(tmp_path):
+    proc = run_main(tmp_path, "--model=all", "--workdir=run", *tiny_flags())
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    run = tmp_path / "run"
+    config = json.loads((run / "config.json").read_text())
+    assert config["name"] == "default" and config["teacher"]["epochs"] == 2
+    for model in ("teacher", "student", "distilling"):
+        metrics = json.loads((run / model / "metrics.json").read_text())
+        assert metrics["model"] == model
+        for key in ("test_accuracy", "test_loss", "epochs_run", "train_seconds",
+                    "examples_per_second", "history"):  # fmt: skip
+            assert key in metrics, (model, key)
+        assert metrics["epochs_run"] == 2 and 0.0 <= metrics["test_accuracy"] <= 1.0
+        assert (run / model / "model.keras").stat().st_size > 0
+        assert (run / model / "saved_model" / "saved_model.pb").exists()
+        assert (tmp_path / "tensorboard" / "default" / model / "train").is_dir()
+        assert (tmp_path / "tensorboard" / "default" / model / "validation").is_dir()
+    history = json.loads((run / "distilling" / "metrics.json").read_text())["history"]
+    assert {"loss", "student_loss", "distillation_loss", "accuracy",
+            "val_accuracy"} <= set(history)  # fmt: skip
+    report = json.loads((run / "report.json").read_text())
+    assert set(report["models"]) == {"teacher", "student", "distilling"}
+    assert report["models"]["teacher"]["params"] > report["models"]["student"]["params"]
+    assert "distilled student" in (run / "report.md").read_text()
+    assert (run / "accuracy.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # Every output is whole: no temporary file is left beside it.
+    assert not [p for p in run.rglob(".*") if p.name != "."]
+
+
+@pytest.mark.slow
+def test_teacher_then_distilling_then_an_external_teacher(tmp_path):
+    proc = run_main(tmp_path, "--model=teacher", "--workdir=run", *tiny_flags())
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert not (tmp_path / "run" / "student").exists()
+    proc = run_main(tmp_path, "--model=distilling", "--workdir=run", *tiny_flags())
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (tmp_path / "run" / "distilling" / "metrics.json").exists()
+    # A teacher trained elsewhere, by path, into a fresh run directory.
+    teacher = tmp_path / "run" / "teacher" / "model.keras"
+    proc = run_main(tmp_path, "--model=distilling", "--workdir=other",
+                    f"--config.teacher_path={teacher}", *tiny_flags())  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (tmp_path / "other" / "distilling" / "saved_model").is_dir()
+    assert not (tmp_path / "other" / "teacher").exists()
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--model=distilling"], "Run --model=teacher first"),
+        (["--model=distilling", "--config.teacher_path=/no/such.keras"],
+         "config.teacher_path '/no/such.keras' does not exist"),
+        (["--model=distil"], "--model"),
+        (["--model=all", "--config.distill.temprature=4"], "temprature"),
+        (["--model=all", "--config.distill.temperature=0"],
+         "config.distill.temperature=0.0: must be > 0"),
+        (["--model=all", "--config.distill.alpha=1.5"],
+         r"config.distill.alpha=1.5: the weight of the hard loss must be in [0, 1]"),
+        (["--model=all", "--config.teacher.arch=resnet"],
+         "config.teacher.arch='resnet': valid: mlp, cnn"),
+        (["--model=all", "--config.dataset=mnsit"], "Unknown config.dataset 'mnsit'"),
+        (["--model=all", "--config.data_dir=/no/such/dir"], "/no/such/dir"),
+    ],
+)  # fmt: skip
+def test_bad_input_exits_non_zero_with_its_message_and_writes_nothing(
+    tmp_path, args, message
+):
+    proc = run_main(tmp_path, "--workdir=run", *args)
+    assert proc.returncode != 0
+    assert message in proc.stderr, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "run").exists()
+    assert not (tmp_path / "tensorboard").exists()

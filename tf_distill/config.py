@@ -1,0 +1,98 @@
+"""Config validation, run once before anything is trained or written."""
+
+from __future__ import annotations
+
+import ml_collections
+
+from tf_distill import losses, models
+
+STRATEGIES = ("auto", "mirrored", "multi_worker", "one_device")
+MIXED_PRECISION = (None, "mixed_bfloat16", "mixed_float16")
+MONITORS = ("val_accuracy", "val_loss")
+
+
+def validate(config: ml_collections.ConfigDict) -> None:
+    """Checks every value that would otherwise fail late, or silently.
+
+    Raises:
+        ValueError: naming the key and the bad value.
+    """
+
+    def check(ok: bool, key: str, expected: str) -> None:
+        if not ok:
+            raise ValueError(f"config.{key}={_get(config, key)!r}: {expected}")
+
+    def positive_int(key: str) -> None:
+        value = _get(config, key)
+        ok = isinstance(value, int) and not isinstance(value, bool) and value > 0
+        check(ok, key, "expected a positive integer")
+
+    check(
+        isinstance(config.dataset, str) and config.dataset,
+        "dataset",
+        "expected a data set name",
+    )
+    check(isinstance(config.seed, int), "seed", "expected an integer")
+    positive_int("batch_size")
+    check(
+        0.0 < config.validation_fraction < 1.0,
+        "validation_fraction",
+        "expected a fraction strictly between 0 and 1",
+    )
+    for role in ("teacher", "student"):
+        check(
+            config[role].arch in models.MODELS,
+            f"{role}.arch",
+            f"valid: {', '.join(models.MODELS)}",
+        )
+        positive_int(f"{role}.epochs")
+        check(
+            len(config[role].layers) > 0
+            and all(int(n) > 0 for n in config[role].layers),
+            f"{role}.layers",
+            "expected one or more positive layer sizes",
+        )
+        check(0.0 <= config[role].dropout < 1.0, f"{role}.dropout", "expected [0, 1)")
+    check(
+        config.distill.method in losses.METHODS,
+        "distill.method",
+        f"valid: {', '.join(losses.METHODS)}",
+    )
+    check(config.distill.temperature > 0, "distill.temperature", "must be > 0")
+    check(
+        0.0 <= config.distill.alpha <= 1.0,
+        "distill.alpha",
+        "the weight of the hard loss must be in [0, 1]",
+    )
+    if config.distill.epochs is not None:
+        positive_int("distill.epochs")
+    check(config.optimizer.learning_rate > 0, "optimizer.learning_rate", "must be > 0")
+    check(
+        0.0 <= config.optimizer.final_lr_fraction <= 1.0,
+        "optimizer.final_lr_fraction",
+        "expected [0, 1]",
+    )
+    check(
+        config.early_stopping.monitor in MONITORS,
+        "early_stopping.monitor",
+        f"valid: {', '.join(MONITORS)}",
+    )
+    check(
+        isinstance(config.early_stopping.patience, int)
+        and config.early_stopping.patience >= 0,
+        "early_stopping.patience",
+        "expected an integer >= 0 (0 turns it off)",
+    )
+    check(config.strategy in STRATEGIES, "strategy", f"valid: {', '.join(STRATEGIES)}")
+    check(
+        config.mixed_precision in MIXED_PRECISION,
+        "mixed_precision",
+        f"valid: {', '.join(str(m) for m in MIXED_PRECISION)}",
+    )
+
+
+def _get(config: ml_collections.ConfigDict, dotted_key: str):
+    value = config
+    for part in dotted_key.split("."):
+        value = value[part]
+    return value

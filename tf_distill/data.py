@@ -1,0 +1,273 @@
+"""Data sources and tf.data pipelines.
+
+Every source returns the same `Splits`: uint8 arrays of shape (n, height, width,
+channels) with integer labels, split into train / validation / test. The validation
+split is carved from the training data with a fixed seed (`config.split_seed`) and is
+what early stopping watches; the test split is read only for the final evaluation.
+
+Pixels stay raw (uint8) all the way into the model, whose first layer rescales them:
+the exported SavedModel then takes exactly what a client has, with no preprocessing
+to repeat outside the graph.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import gzip
+import math
+import os
+
+import ml_collections
+import numpy as np
+import tensorflow as tf
+
+# The four standard IDX gzip files of MNIST and Fashion-MNIST.
+IDX_FILES = {
+    "train_images": "train-images-idx3-ubyte.gz",
+    "train_labels": "train-labels-idx1-ubyte.gz",
+    "test_images": "t10k-images-idx3-ubyte.gz",
+    "test_labels": "t10k-labels-idx1-ubyte.gz",
+}
+IDX_IMAGES_MAGIC = 2051  # 0x00000803: unsigned bytes, 3 dimensions
+IDX_LABELS_MAGIC = 2049  # 0x00000801: unsigned bytes, 1 dimension
+
+CLASS_NAMES = {
+    "fashion_mnist": (
+        "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+        "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+    ),
+}  # fmt: skip
+
+# Names handled here; anything else must be a TensorFlow Datasets name.
+LOCAL_DATASETS = ("digits", "idx")
+
+
+@dataclasses.dataclass(frozen=True)
+class Splits:
+    """A data set split three ways, as raw uint8 images and int labels."""
+
+    x_train: np.ndarray  # (n, height, width, channels) uint8
+    y_train: np.ndarray  # (n,) int32
+    x_val: np.ndarray
+    y_val: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    num_classes: int
+    input_scale: float  # the largest raw value: 16 for digits, 255 for images
+    class_names: tuple[str, ...]
+    source: str  # where the data came from, for logs and metrics.json
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.x_train.shape[1:])
+
+    def sizes(self) -> dict[str, int]:
+        return {
+            "train": len(self.y_train),
+            "validation": len(self.y_val),
+            "test": len(self.y_test),
+        }
+
+
+def load(config: ml_collections.ConfigDict) -> Splits:
+    """Loads the data set that `config.dataset` / `config.data_dir` name.
+
+    A `config.data_dir` holding the four IDX gzip files is read as IDX whatever
+    `config.dataset` says, so the mnist and fashion_mnist configs run offline.
+
+    Raises:
+        ValueError: unknown data set name, or malformed data.
+        FileNotFoundError: a named folder or file does not exist.
+    """
+    name, data_dir = config.dataset, config.data_dir
+    if data_dir is not None and not os.path.isdir(data_dir):
+        raise FileNotFoundError(f"config.data_dir {data_dir!r} is not a folder")
+    if data_dir is not None and (name == "idx" or _has_idx_files(data_dir)):
+        x_train, y_train, x_test, y_test = load_idx_folder(data_dir)
+        scale, source = 255.0, f"idx:{os.path.abspath(data_dir)}"
+    elif name == "idx":
+        raise ValueError(
+            "config.dataset='idx' needs config.data_dir: the folder "
+            f"holding {', '.join(IDX_FILES.values())}"
+        )
+    elif name == "digits":
+        x_train, y_train, x_test, y_test = _load_digits(config.split_seed)
+        scale, source = 16.0, "sklearn.datasets.load_digits"
+    else:
+        x_train, y_train, x_test, y_test = _load_tfds(name, data_dir)
+        scale, source = 255.0, f"tfds:{name}"
+
+    x_train, y_train, x_val, y_val = _carve_validation(
+        x_train, y_train, config.validation_fraction, config.split_seed
+    )
+    num_classes = int(max(y_train.max(), y_test.max())) + 1
+    class_names = CLASS_NAMES.get(name, tuple(str(i) for i in range(num_classes)))
+    return Splits(
+        x_train,
+        y_train,
+        x_val,
+        y_val,
+        x_test,
+        y_test,
+        num_classes=num_classes,
+        input_scale=scale,
+        class_names=class_names,
+        source=source,
+    )
+
+
+def _carve_validation(x, y, fraction, seed):
+    """Splits off `fraction` of (x, y) as validation, the same way every run."""
+    n_val = int(round(len(y) * fraction))
+    if not 0 < n_val < len(y):
+        raise ValueError(
+            f"config.validation_fraction={fraction} leaves {n_val} validation "
+            f"examples out of {len(y)}; choose a fraction that keeps both sides"
+        )
+    order = np.random.default_rng(seed).permutation(len(y))
+    val, train = order[:n_val], order[n_val:]
+    return x[train], y[train], x[val], y[val]
+
+
+def _load_digits(split_seed):
+    """scikit-learn's bundled 1797 8x8 digits (values 0..16), 80/20 train/test."""
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    digits = load_digits()
+    x = digits.images.astype(np.uint8)[..., None]  # (1797, 8, 8, 1), 0..16
+    y = digits.target.astype(np.int32)
+    x_train, x_test, y_train, y_test = train_test_split(
+        x, y, test_size=0.2, random_state=split_seed, stratify=y
+    )
+    return x_train, y_train, x_test, y_test
+
+
+def _has_idx_files(folder):
+    return all(os.path.exists(os.path.join(folder, f)) for f in IDX_FILES.values())
+
+
+def load_idx_folder(folder: str):
+    """Reads the four standard IDX gzip files of an MNIST-layout folder.
+
+    Returns:
+        (x_train, y_train, x_test, y_test): images (n, rows, cols, 1) uint8 and
+        labels (n,) int32.
+
+    Raises:
+        FileNotFoundError: a file is missing (named in the message).
+        ValueError: a file is not gzip, truncated, has the wrong magic number or
+            length, or images and labels disagree in count.
+    """
+    arrays = {}
+    for key, filename in IDX_FILES.items():
+        magic = IDX_IMAGES_MAGIC if key.endswith("images") else IDX_LABELS_MAGIC
+        arrays[key] = read_idx(os.path.join(folder, filename), magic)
+    for split in ("train", "test"):
+        images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
+        if len(images) != len(labels):
+            raise ValueError(
+                f"{os.path.join(folder, IDX_FILES[split + '_images'])} holds "
+                f"{len(images)} images but "
+                f"{os.path.join(folder, IDX_FILES[split + '_labels'])} holds "
+                f"{len(labels)} labels"
+            )
+    return (
+        arrays["train_images"][..., None],
+        arrays["train_labels"].astype(np.int32),
+        arrays["test_images"][..., None],
+        arrays["test_labels"].astype(np.int32),
+    )
+
+
+def read_idx(path: str, expected_magic: int) -> np.ndarray:
+    """Reads one gzip-compressed IDX file of unsigned bytes, checking its header."""
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"IDX file not found: {path}")
+    try:
+        with gzip.open(path, "rb") as f:
+            raw = f.read()
+    except (OSError, EOFError) as e:  # not gzip, or truncated
+        raise ValueError(f"{path}: cannot decompress ({e})") from e
+    if len(raw) < 8:
+        raise ValueError(f"{path}: only {len(raw)} bytes, too short for an IDX header")
+    magic = int.from_bytes(raw[:4], "big")
+    if magic != expected_magic:
+        kind = "images" if expected_magic == IDX_IMAGES_MAGIC else "labels"
+        raise ValueError(
+            f"{path}: magic number {magic}, expected {expected_magic} (IDX {kind})"
+        )
+    ndim = raw[3]
+    header = 4 + 4 * ndim
+    dims = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+    expected_len = header + math.prod(dims)
+    if len(raw) != expected_len:
+        raise ValueError(
+            f"{path}: {len(raw)} bytes after decompression, but its header "
+            f"{dims} needs {expected_len}"
+        )
+    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims)
+
+
+def _load_tfds(name, data_dir):
+    """A TensorFlow Datasets data set that is already prepared on this machine.
+
+    Never downloads: offline, tfds retries a download for minutes before failing,
+    so an unprepared data set is an immediate error naming the offline routes.
+    """
+    import tensorflow_datasets as tfds
+
+    try:
+        builder = tfds.builder(name, data_dir=data_dir)
+    except tfds.core.registered.DatasetNotFoundError:
+        close = difflib.get_close_matches(name, tfds.list_builders(), n=3)
+        hint = f" Did you mean {', '.join(close)}?" if close else ""
+        raise ValueError(
+            f"Unknown config.dataset {name!r}. Valid: {', '.join(LOCAL_DATASETS)}, "
+            f"or a TensorFlow Datasets name (tfds.list_builders()).{hint}"
+        ) from None
+    if not builder.is_prepared():
+        raise FileNotFoundError(
+            f"TensorFlow Datasets {name!r} is not prepared under {builder.data_dir} "
+            "and tf-distill does not download data. Point config.data_dir at a "
+            "folder of the four IDX gzip files (MNIST layout), or at a tfds data_dir "
+            f"where tfds.builder({name!r}).download_and_prepare() has been run."
+        )
+    arrays = []
+    for split in ("train", "test"):
+        ds = builder.as_dataset(split=split, batch_size=-1, as_supervised=True)
+        images, labels = tfds.as_numpy(ds)
+        arrays += [images.astype(np.uint8), labels.astype(np.int32)]
+    return tuple(arrays)
+
+
+def pipeline(
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    batch_size: int,
+    extra: np.ndarray | None = None,
+    shuffle_seed: int | None = None,
+) -> tf.data.Dataset:
+    """Batches (x, y) — or (x, y, extra) — into a prefetched tf.data pipeline.
+
+    Args:
+        x: raw uint8 images; cast to float32 per batch (the model rescales them).
+        y: int labels.
+        batch_size: the global batch size.
+        extra: optional per-example array (e.g. cached teacher logits) that travels
+            with its example through the shuffle.
+        shuffle_seed: reshuffle every epoch with this seed; None keeps the order.
+    """
+    tensors = (x, y) if extra is None else (x, y, extra)
+    ds = tf.data.Dataset.from_tensor_slices(tensors)
+    if shuffle_seed is not None:
+        ds = ds.shuffle(len(y), seed=shuffle_seed, reshuffle_each_iteration=True)
+    ds = ds.batch(batch_size)
+    # Cast after batching: one vectorised op per batch instead of one per example.
+    ds = ds.map(
+        lambda x, *rest: (tf.cast(x, tf.float32), *rest),
+        num_parallel_calls=tf.data.AUTOTUNE,
+    )
+    return ds.prefetch(tf.data.AUTOTUNE)

@@ -1,0 +1,82 @@
+"""Model builders, picked by name from `MODELS` (`config.teacher.arch`, ...).
+
+Every model takes raw pixels (float32 holding the uint8 values) and rescales them in
+its first layer, so training, evaluation and the exported SavedModel all preprocess
+the same way. Every model returns logits, computed in float32 even under a mixed
+precision policy, because the distillation loss divides them by a temperature and
+exponentiates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import keras
+import ml_collections
+
+
+def mlp(inputs, *, layers: Sequence[int], dropout: float):
+    """Dense layers with ReLU (and dropout after each, if > 0): the features.
+
+    Hinton et al. (2015) used 1200-1200 teachers and 800-800 students on MNIST;
+    `layers` are the hidden widths.
+    """
+    x = keras.layers.Flatten()(inputs)
+    for i, units in enumerate(layers):
+        x = keras.layers.Dense(units, activation="relu", name=f"dense_{i}")(x)
+        if dropout:
+            x = keras.layers.Dropout(dropout, name=f"dropout_{i}")(x)
+    return x
+
+
+def cnn(inputs, *, layers: Sequence[int], dropout: float):
+    """The keras.io distillation example's CNN; `layers` are the Conv2D filters.
+
+    Each Conv2D is 3x3, stride 2, "same" padding; every conv but the last is
+    followed by LeakyReLU(0.2) and a 2x2 max-pool with stride 1, the last goes
+    straight to Flatten (as published, so its numbers can be reproduced).
+    """
+    x = inputs
+    for i, filters in enumerate(layers):
+        x = keras.layers.Conv2D(
+            filters, 3, strides=2, padding="same", name=f"conv_{i}"
+        )(x)
+        if i < len(layers) - 1:
+            x = keras.layers.LeakyReLU(negative_slope=0.2, name=f"leaky_relu_{i}")(x)
+            x = keras.layers.MaxPooling2D(
+                2, strides=1, padding="same", name=f"pool_{i}"
+            )(x)
+    x = keras.layers.Flatten()(x)
+    if dropout:
+        x = keras.layers.Dropout(dropout)(x)
+    return x
+
+
+MODELS = {"mlp": mlp, "cnn": cnn}
+
+
+def build(
+    model_config: ml_collections.ConfigDict,
+    *,
+    input_shape: Sequence[int],
+    num_classes: int,
+    input_scale: float,
+    name: str,
+) -> keras.Model:
+    """Builds `MODELS[model_config.arch]` as a functional Keras model of logits.
+
+    Raises:
+        ValueError: unknown architecture name (the message lists the valid ones).
+    """
+    if model_config.arch not in MODELS:
+        raise ValueError(
+            f"Unknown model arch {model_config.arch!r}; valid: {', '.join(MODELS)}"
+        )
+    inputs = keras.Input(shape=tuple(input_shape), name="pixels")
+    x = keras.layers.Rescaling(1.0 / input_scale, name="rescale")(inputs)
+    # The body returns features; the float32 logits layer is common to all.
+    x = MODELS[model_config.arch](
+        x, layers=tuple(model_config.layers), dropout=model_config.dropout
+    )
+    logits = keras.layers.Dense(num_classes, dtype="float32", name="logits")(x)
+    return keras.Model(inputs, logits, name=name)

@@ -1,0 +1,281 @@
+"""Training: the teacher, the student alone, the distilled student, by run mode.
+
+`run(config, workdir=..., mode=...)` is the one entry point; main.py only parses
+flags and calls it. Layout of what it writes (see DESIGN.md):
+
+    <workdir>/config.json
+    <workdir>/<model>/metrics.json, model.keras, saved_model/
+    <workdir>/report.json, report.md, accuracy.png          (mode "all")
+    <tensorboard_dir>/<model>/{train,validation}/           TensorBoard events
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import time
+
+import keras
+import ml_collections
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from tf_distill import config as config_lib
+from tf_distill import data, export, losses, models, outputs, report
+from tf_distill.distiller import Distiller
+
+MODES = ("teacher", "student", "distilling", "all")
+
+
+def run(
+    config: ml_collections.ConfigDict,
+    *,
+    workdir: str,
+    mode: str,
+    tensorboard_dir: str | None = None,
+) -> dict[str, dict]:
+    """Trains what `mode` names and writes the run directory.
+
+    Args:
+        config: a config from `configs/`; validated here before any work.
+        workdir: the run directory.
+        mode: "teacher", "student", "distilling" or "all".
+        tensorboard_dir: where TensorBoard logs go, one sub-folder per model;
+            defaults to `tensorboard/<config.name>`.
+
+    Returns:
+        The metrics of each trained model, keyed by model name.
+
+    Raises:
+        ValueError: bad mode or config value.
+        FileNotFoundError: no teacher to distil from, or missing data files.
+    """
+    if mode not in MODES:
+        raise ValueError(f"Unknown mode {mode!r}; valid: {', '.join(MODES)}")
+    config_lib.validate(config)
+    teacher_path = _teacher_path(config, workdir) if mode == "distilling" else None
+    tensorboard_dir = tensorboard_dir or os.path.join("tensorboard", config.name)
+
+    keras.mixed_precision.set_global_policy(config.mixed_precision or "float32")
+    splits = data.load(config)  # bad data fails here, before anything is written
+    strategy = make_strategy(config.strategy)
+    logging.info("Config: %s", config.to_json(sort_keys=True))
+    logging.info(
+        "Data %s: %s, input %s, %d classes. Strategy %s with %d replica(s).",
+        splits.source,
+        splits.sizes(),
+        splits.input_shape,
+        splits.num_classes,
+        type(strategy).__name__,
+        strategy.num_replicas_in_sync,
+    )
+
+    os.makedirs(workdir, exist_ok=True)
+    outputs.write_json(os.path.join(workdir, "config.json"), config.to_dict())
+    trainer = _Trainer(config, splits, strategy, workdir, tensorboard_dir)
+    results = {}
+    teacher = None
+    if mode in ("teacher", "all"):
+        teacher, results["teacher"] = trainer.supervised("teacher", config.teacher)
+    if mode in ("student", "all"):
+        _, results["student"] = trainer.supervised("student", config.student)
+    if mode in ("distilling", "all"):
+        if teacher is None:
+            logging.info("Loading the teacher from %s", teacher_path)
+            with strategy.scope():
+                teacher = keras.models.load_model(teacher_path)
+            _check_teacher(teacher, splits, teacher_path)
+        results["distilling"] = trainer.distill(teacher)
+    if mode == "all":
+        report.write(workdir, results)
+    return results
+
+
+def make_strategy(name: str) -> tf.distribute.Strategy:
+    """The `tf.distribute` strategy that `config.strategy` names."""
+    if name == "auto":
+        gpus = tf.config.list_logical_devices("GPU")
+        return (
+            tf.distribute.MirroredStrategy()
+            if len(gpus) > 1
+            else tf.distribute.get_strategy()
+        )
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multi_worker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    if name == "one_device":
+        gpus = tf.config.list_logical_devices("GPU")
+        return tf.distribute.OneDeviceStrategy(gpus[0].name if gpus else "/cpu:0")
+    raise ValueError(
+        f"Unknown strategy {name!r}; valid: {', '.join(config_lib.STRATEGIES)}"
+    )
+
+
+def _teacher_path(config, workdir):
+    """The teacher to distil from: config.teacher_path, else <workdir>/teacher."""
+    path = config.teacher_path or os.path.join(workdir, "teacher", "model.keras")
+    if not os.path.isfile(path):
+        if config.teacher_path:
+            raise FileNotFoundError(f"config.teacher_path {path!r} does not exist")
+        raise FileNotFoundError(
+            f"No trained teacher at {path}. Run --model=teacher first with the same "
+            "--workdir, or set --config.teacher_path to a .keras teacher."
+        )
+    return path
+
+
+def _check_teacher(teacher, splits, path):
+    """A loaded teacher must fit the data: same input shape and number of classes."""
+    want_in, want_out = (None, *splits.input_shape), (None, splits.num_classes)
+    got_in, got_out = tuple(teacher.input_shape), tuple(teacher.output_shape)
+    if got_in != want_in or got_out != want_out:
+        raise ValueError(
+            f"Teacher {path} maps {got_in} -> {got_out}, but the data needs "
+            f"{want_in} -> {want_out}"
+        )
+
+
+class _Trainer:
+    """Shared state of one run: data pipelines, strategy, where outputs go."""
+
+    def __init__(self, config, splits, strategy, workdir, tensorboard_dir):
+        self.config = config
+        self.splits = splits
+        self.strategy = strategy
+        self.workdir = workdir
+        self.tensorboard_dir = tensorboard_dir
+        batch = config.batch_size
+        self.train_ds = data.pipeline(
+            splits.x_train, splits.y_train, batch_size=batch, shuffle_seed=config.seed
+        )
+        self.val_ds = data.pipeline(splits.x_val, splits.y_val, batch_size=batch)
+        self.test_ds = data.pipeline(splits.x_test, splits.y_test, batch_size=batch)
+        self.steps_per_epoch = math.ceil(len(splits.y_train) / batch)
+
+    def _build(self, model_config, name):
+        # The same seed before every build: the student alone and the distilled
+        # student start from identical weights, so their gap is distillation's.
+        keras.utils.set_random_seed(self.config.seed)
+        return models.build(
+            model_config,
+            input_shape=self.splits.input_shape,
+            num_classes=self.splits.num_classes,
+            input_scale=self.splits.input_scale,
+            name=name,
+        )
+
+    def _optimizer(self, epochs):
+        opt = self.config.optimizer
+        schedule = keras.optimizers.schedules.CosineDecay(
+            initial_learning_rate=opt.learning_rate,
+            decay_steps=epochs * self.steps_per_epoch,
+            alpha=opt.final_lr_fraction,
+        )
+        return keras.optimizers.Adam(learning_rate=schedule, amsgrad=opt.amsgrad)
+
+    def supervised(self, name, model_config):
+        """Trains a model on the labels alone (the teacher, or the baseline student)."""
+        with self.strategy.scope():
+            model = self._build(model_config, name)
+            model.compile(
+                optimizer=self._optimizer(model_config.epochs),
+                loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+            )
+        history, seconds = self._fit(model, self.train_ds, model_config.epochs, name)
+        return model, self._finish(name, model, history, seconds)
+
+    def distill(self, teacher):
+        """Distils `teacher` into a fresh student built from config.student."""
+        epochs = self.config.distill.epochs or self.config.student.epochs
+        with self.strategy.scope():
+            student = self._build(self.config.student, "student")
+            distiller = Distiller(
+                student=student,
+                teacher=teacher,
+                temperature=self.config.distill.temperature,
+                alpha=self.config.distill.alpha,
+            )
+            distiller.compile(optimizer=self._optimizer(epochs))
+        history, seconds = self._fit(distiller, self.train_ds, epochs, "distilling")
+        return self._finish("distilling", student, history, seconds)
+
+    def _fit(self, model, train_ds, epochs, name):
+        callbacks = [
+            keras.callbacks.TensorBoard(
+                log_dir=os.path.join(self.tensorboard_dir, name), profile_batch=0
+            )
+        ]
+        es = self.config.early_stopping
+        if es.patience > 0:
+            callbacks.append(
+                keras.callbacks.EarlyStopping(
+                    monitor=es.monitor,
+                    mode="max" if es.monitor.endswith("accuracy") else "min",
+                    patience=es.patience,
+                    restore_best_weights=True,
+                )
+            )
+        logging.info("Training %s for up to %d epochs", name, epochs)
+        start = time.perf_counter()
+        history = model.fit(
+            train_ds,
+            validation_data=self.val_ds,
+            epochs=epochs,
+            callbacks=callbacks,
+            shuffle=False,  # the pipeline reshuffles with the run's seed
+            # A progress bar on a terminal, one line per epoch in logs and CI.
+            verbose=1 if sys.stdout.isatty() else 2,
+        )
+        return history.history, time.perf_counter() - start
+
+    def _finish(self, name, model, history, seconds):
+        """Evaluates `model` on the test split and writes its part of the run dir."""
+        test_loss, test_accuracy = evaluate(model, self.test_ds)
+        epochs_run = len(history["loss"])
+        model_dir = os.path.join(self.workdir, name)
+        outputs.save_keras(model, os.path.join(model_dir, "model.keras"))
+        saved_model = os.path.join(model_dir, "saved_model")
+        export.export_saved_model(
+            model, saved_model, input_shape=self.splits.input_shape
+        )
+        metrics = {
+            "model": name,
+            "test_accuracy": test_accuracy,
+            "test_loss": test_loss,
+            "epochs_run": epochs_run,
+            "train_seconds": seconds,
+            "examples_per_second": len(self.splits.y_train) * epochs_run / seconds,
+            "params": model.count_params(),
+            "saved_model_bytes": outputs.size_bytes(saved_model),
+            "data": {"source": self.splits.source, **self.splits.sizes()},
+            "history": {k: [float(v) for v in vs] for k, vs in history.items()},
+        }
+        outputs.write_json(os.path.join(model_dir, "metrics.json"), metrics)
+        logging.info(
+            "%s: test accuracy %.4f, test loss %.4f, %d epochs in %.1f s",
+            name,
+            test_accuracy,
+            test_loss,
+            epochs_run,
+            seconds,
+        )
+        return metrics
+
+
+def evaluate(model: keras.Model, dataset: tf.data.Dataset) -> tuple[float, float]:
+    """(mean cross-entropy, accuracy) of `model`'s logits on a labelled dataset.
+
+    The same measure for the teacher, the student alone and the distilled student,
+    whatever loss each was trained with.
+    """
+    total_loss, correct, count = 0.0, 0, 0
+    for x, y in dataset:
+        logits = model(x, training=False)
+        total_loss += float(tf.reduce_sum(losses.hard_loss(labels=y, logits=logits)))
+        correct += int(np.sum(np.argmax(logits, axis=-1) == y.numpy()))
+        count += len(y)
+    return total_loss / count, correct / count
