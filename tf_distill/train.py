@@ -148,12 +148,19 @@ class _Trainer:
         self.workdir = workdir
         self.tensorboard_dir = tensorboard_dir
         batch = config.batch_size
-        self.train_ds = data.pipeline(
-            splits.x_train, splits.y_train, batch_size=batch, shuffle_seed=config.seed
-        )
         self.val_ds = data.pipeline(splits.x_val, splits.y_val, batch_size=batch)
         self.test_ds = data.pipeline(splits.x_test, splits.y_test, batch_size=batch)
         self.steps_per_epoch = math.ceil(len(splits.y_train) / batch)
+
+    def _train_ds(self):
+        # A fresh pipeline for every model: a shuffle's seed generator advances with
+        # each epoch, so a shared one would give each model a different order.
+        return data.pipeline(
+            self.splits.x_train,
+            self.splits.y_train,
+            batch_size=self.config.batch_size,
+            shuffle_seed=self.config.seed,
+        )
 
     def _build(self, model_config, name):
         # The same seed before every build: the student alone and the distilled
@@ -185,7 +192,7 @@ class _Trainer:
                 loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                 metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
             )
-        history, seconds = self._fit(model, self.train_ds, model_config.epochs, name)
+        history, seconds = self._fit(model, self._train_ds(), model_config.epochs, name)
         return model, self._finish(name, model, history, seconds)
 
     def distill(self, teacher):
@@ -200,7 +207,7 @@ class _Trainer:
                 alpha=self.config.distill.alpha,
             )
             distiller.compile(optimizer=self._optimizer(epochs))
-        history, seconds = self._fit(distiller, self.train_ds, epochs, "distilling")
+        history, seconds = self._fit(distiller, self._train_ds(), epochs, "distilling")
         return self._finish("distilling", student, history, seconds)
 
     def _fit(self, model, train_ds, epochs, name):
