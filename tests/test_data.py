@@ -27,10 +27,16 @@ def idx_folder(tmp_path):
     """A small valid MNIST-layout folder: 50 train and 20 test 28x28 images."""
     rng = np.random.default_rng(0)
     for split, n in (("train", 50), ("t10k", 20)):
-        write_idx(tmp_path / f"{split}-images-idx3-ubyte.gz",
-                  rng.integers(0, 256, (n, 28, 28)), data.IDX_IMAGES_MAGIC)  # fmt: skip
-        write_idx(tmp_path / f"{split}-labels-idx1-ubyte.gz",
-                  np.arange(n) % 10, data.IDX_LABELS_MAGIC)  # fmt: skip
+        write_idx(
+            tmp_path / f"{split}-images-idx3-ubyte.gz",
+            rng.integers(0, 256, (n, 28, 28)),
+            data.IDX_IMAGES_MAGIC,
+        )
+        write_idx(
+            tmp_path / f"{split}-labels-idx1-ubyte.gz",
+            np.arange(n) % 10,
+            data.IDX_LABELS_MAGIC,
+        )
     return tmp_path
 
 
@@ -57,8 +63,9 @@ def test_digits_split_is_deterministic_and_disjoint():
 def test_seed_does_not_change_the_split():
     config = config_for("digits")
     config.seed = 7
-    np.testing.assert_array_equal(data.load(config).y_val,
-                                  data.load(config_for("digits")).y_val)  # fmt: skip
+    np.testing.assert_array_equal(
+        data.load(config).y_val, data.load(config_for("digits")).y_val
+    )
 
 
 @pytest.mark.real_data
@@ -109,8 +116,11 @@ def test_wrong_magic_number_names_the_file(idx_folder):
 
 
 def test_image_label_count_mismatch_names_both_files(idx_folder):
-    write_idx(idx_folder / "train-labels-idx1-ubyte.gz", np.arange(49) % 10,
-              data.IDX_LABELS_MAGIC)  # fmt: skip
+    write_idx(
+        idx_folder / "train-labels-idx1-ubyte.gz",
+        np.arange(49) % 10,
+        data.IDX_LABELS_MAGIC,
+    )
     with pytest.raises(ValueError, match="holds 50 images but .*train-labels.* 49"):
         data.load(config_for("idx", idx_folder))
 
@@ -137,8 +147,11 @@ def test_missing_data_dir_is_named(tmp_path):
 
 
 def test_unknown_dataset_lists_the_valid_ones():
-    with pytest.raises(ValueError, match=r"Unknown config.dataset 'mnsit'.*digits, "
-                       r"idx.*Did you mean mnist"):  # fmt: skip
+    with pytest.raises(
+        ValueError,
+        match=r"Unknown config.dataset 'mnsit'.*digits, "
+        r"idx.*Did you mean mnist",
+    ):
         data.load(config_for("mnsit"))
 
 

@@ -51,8 +51,10 @@ def test_one_epoch_moves_the_student_and_not_the_teacher(batches):
     )
     for before, after in zip(teacher_before, teacher.get_weights(), strict=True):
         np.testing.assert_array_equal(before, after)  # bit for bit
-    moved = [np.abs(b - a).max() for b, a in zip(student_before, student.get_weights(),
-                                                 strict=True)]  # fmt: skip
+    moved = [
+        np.abs(b - a).max()
+        for b, a in zip(student_before, student.get_weights(), strict=True)
+    ]
     assert min(moved) > 0, "every student variable should have been updated"
 
 
@@ -85,9 +87,12 @@ def test_test_step_matches_a_hand_computation(batches):
     teacher_logits = teacher.predict(xf, verbose=0)
     student_logits = student.predict(xf, verbose=0)
     expected = distillation_loss(
-        labels=y, teacher_logits=teacher_logits, student_logits=student_logits,
-        temperature=T, alpha=ALPHA,
-    )  # fmt: skip
+        labels=y,
+        teacher_logits=teacher_logits,
+        student_logits=student_logits,
+        temperature=T,
+        alpha=ALPHA,
+    )
     for name in ("loss", "student_loss", "distillation_loss"):
         assert results[name] == pytest.approx(float(np.mean(expected[name])), rel=1e-5)
     accuracy = np.mean(np.argmax(student_logits, axis=-1) == y)
@@ -99,10 +104,12 @@ def test_cached_teacher_logits_give_the_same_loss_as_the_online_teacher(batches)
     distiller = make_distiller(teacher, student)
     x, y = batches
     cached = teacher.predict(x.astype(np.float32), verbose=0)
-    online = distiller.evaluate(data.pipeline(x, y, batch_size=32), return_dict=True,
-                                verbose=0)  # fmt: skip
-    offline = distiller.evaluate(data.pipeline(x, y, batch_size=32, extra=cached),
-                                 return_dict=True, verbose=0)  # fmt: skip
+    online = distiller.evaluate(
+        data.pipeline(x, y, batch_size=32), return_dict=True, verbose=0
+    )
+    offline = distiller.evaluate(
+        data.pipeline(x, y, batch_size=32, extra=cached), return_dict=True, verbose=0
+    )
     for name in ("loss", "student_loss", "distillation_loss", "accuracy"):
         assert offline[name] == pytest.approx(online[name], rel=1e-6)
 

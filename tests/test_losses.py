@@ -42,9 +42,11 @@ def test_matches_numpy(logits, temperature):
     )
     assert kd.shape == (16,)
     np.testing.assert_allclose(
-        kd, np_kd(teacher.astype(np.float64), student.astype(np.float64), temperature),
-        rtol=1e-5, atol=1e-6,
-    )  # fmt: skip
+        kd,
+        np_kd(teacher.astype(np.float64), student.astype(np.float64), temperature),
+        rtol=1e-5,
+        atol=1e-6,
+    )
 
 
 def test_t_squared_keeps_the_scale_at_high_temperature(logits):
@@ -69,8 +71,9 @@ def test_t_squared_keeps_the_scale_at_high_temperature(logits):
 
 def test_alpha_one_is_cross_entropy_and_alpha_zero_is_kd(logits):
     teacher, student, labels = logits
-    kwargs = dict(labels=labels, teacher_logits=teacher, student_logits=student,
-                  temperature=3.0)  # fmt: skip
+    kwargs = dict(
+        labels=labels, teacher_logits=teacher, student_logits=student, temperature=3.0
+    )
     ce = -np_log_softmax(student.astype(np.float64))[np.arange(16), labels]
     pure_hard = losses.distillation_loss(alpha=1.0, **kwargs)
     np.testing.assert_allclose(pure_hard["loss"], ce, rtol=1e-5)
@@ -109,8 +112,9 @@ def test_no_clipping_for_confident_teachers():
     teacher = np.array([[40.0, 0.0, 0.0]], np.float32)
     student = np.array([[0.0, 5.0, 0.0]], np.float32)
     kd = losses.kd_loss(teacher_logits=teacher, student_logits=student, temperature=1.0)
-    np.testing.assert_allclose(kd, np_kd(teacher.astype(np.float64), student, 1.0),
-                               rtol=1e-5)  # fmt: skip
+    np.testing.assert_allclose(
+        kd, np_kd(teacher.astype(np.float64), student, 1.0), rtol=1e-5
+    )
 
 
 def test_float16_logits_are_computed_in_float32(logits):
@@ -121,3 +125,19 @@ def test_float16_logits_are_computed_in_float32(logits):
         temperature=2.0,
     )
     assert kd.dtype == tf.float32
+
+
+def test_agrees_with_keras_logits_distillation_given_a_kl_instance(logits):
+    """An independent reference: Keras 3's LogitsDistillation, with the loss passed as
+    a KLDivergence *instance*. (Its default, loss="kl_divergence", becomes a plain
+    function that skips the softmax, and gives a different, wrong value.)"""
+    import keras
+
+    teacher, student, _ = logits
+    reference = keras.distillation.LogitsDistillation(
+        temperature=4.0, loss=keras.losses.KLDivergence()
+    ).compute_loss(teacher, student)
+    ours = losses.kd_loss(
+        teacher_logits=teacher, student_logits=student, temperature=4.0
+    )
+    assert float(np.mean(ours)) == pytest.approx(float(reference), rel=1e-4)

@@ -17,8 +17,12 @@ def run_main(cwd, *args, config=DEFAULT):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
     return subprocess.run(
         [sys.executable, MAIN, f"--config={config}", *args],
-        cwd=cwd, env=env, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 @pytest.mark.slow
@@ -31,8 +35,14 @@ def test_all_writes_the_run_directory_and_report(tmp_path):
     for model in ("teacher", "student", "distilling"):
         metrics = json.loads((run / model / "metrics.json").read_text())
         assert metrics["model"] == model
-        for key in ("test_accuracy", "test_loss", "epochs_run", "train_seconds",
-                    "examples_per_second", "history"):  # fmt: skip
+        for key in (
+            "test_accuracy",
+            "test_loss",
+            "epochs_run",
+            "train_seconds",
+            "examples_per_second",
+            "history",
+        ):
             assert key in metrics, (model, key)
         assert metrics["epochs_run"] == 2 and 0.0 <= metrics["test_accuracy"] <= 1.0
         assert (run / model / "model.keras").stat().st_size > 0
@@ -40,8 +50,13 @@ def test_all_writes_the_run_directory_and_report(tmp_path):
         assert (tmp_path / "tensorboard" / "default" / model / "train").is_dir()
         assert (tmp_path / "tensorboard" / "default" / model / "validation").is_dir()
     history = json.loads((run / "distilling" / "metrics.json").read_text())["history"]
-    assert {"loss", "student_loss", "distillation_loss", "accuracy",
-            "val_accuracy"} <= set(history)  # fmt: skip
+    assert {
+        "loss",
+        "student_loss",
+        "distillation_loss",
+        "accuracy",
+        "val_accuracy",
+    } <= set(history)
     report = json.loads((run / "report.json").read_text())
     assert set(report["models"]) == {"teacher", "student", "distilling"}
     assert report["models"]["teacher"]["params"] > report["models"]["student"]["params"]
@@ -61,8 +76,13 @@ def test_teacher_then_distilling_then_an_external_teacher(tmp_path):
     assert (tmp_path / "run" / "distilling" / "metrics.json").exists()
     # A teacher trained elsewhere, by path, into a fresh run directory.
     teacher = tmp_path / "run" / "teacher" / "model.keras"
-    proc = run_main(tmp_path, "--model=distilling", "--workdir=other",
-                    f"--config.teacher_path={teacher}", *tiny_flags())  # fmt: skip
+    proc = run_main(
+        tmp_path,
+        "--model=distilling",
+        "--workdir=other",
+        f"--config.teacher_path={teacher}",
+        *tiny_flags(),
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert (tmp_path / "other" / "distilling" / "saved_model").is_dir()
     assert not (tmp_path / "other" / "teacher").exists()
@@ -72,20 +92,28 @@ def test_teacher_then_distilling_then_an_external_teacher(tmp_path):
     "args, message",
     [
         (["--model=distilling"], "Run --model=teacher first"),
-        (["--model=distilling", "--config.teacher_path=/no/such.keras"],
-         "config.teacher_path '/no/such.keras' does not exist"),
+        (
+            ["--model=distilling", "--config.teacher_path=/no/such.keras"],
+            "config.teacher_path '/no/such.keras' does not exist",
+        ),
         (["--model=distil"], "--model"),
         (["--model=all", "--config.distill.temprature=4"], "temprature"),
-        (["--model=all", "--config.distill.temperature=0"],
-         "config.distill.temperature=0.0: must be > 0"),
-        (["--model=all", "--config.distill.alpha=1.5"],
-         r"config.distill.alpha=1.5: the weight of the hard loss must be in [0, 1]"),
-        (["--model=all", "--config.teacher.arch=resnet"],
-         "config.teacher.arch='resnet': valid: mlp, cnn"),
+        (
+            ["--model=all", "--config.distill.temperature=0"],
+            "config.distill.temperature=0.0: must be > 0",
+        ),
+        (
+            ["--model=all", "--config.distill.alpha=1.5"],
+            r"config.distill.alpha=1.5: the weight of the hard loss must be in [0, 1]",
+        ),
+        (
+            ["--model=all", "--config.teacher.arch=resnet"],
+            "config.teacher.arch='resnet': valid: mlp, cnn",
+        ),
         (["--model=all", "--config.dataset=mnsit"], "Unknown config.dataset 'mnsit'"),
         (["--model=all", "--config.data_dir=/no/such/dir"], "/no/such/dir"),
     ],
-)  # fmt: skip
+)
 def test_bad_input_exits_non_zero_with_its_message_and_writes_nothing(
     tmp_path, args, message
 ):

@@ -9,6 +9,8 @@ from tf_distill import losses, models
 STRATEGIES = ("auto", "mirrored", "multi_worker", "one_device")
 MIXED_PRECISION = (None, "mixed_bfloat16", "mixed_float16")
 MONITORS = ("val_accuracy", "val_loss")
+CACHE_DTYPES = ("float32", "float16")
+TEACHER_DTYPES = ("float32", "bfloat16")
 
 
 def validate(config: ml_collections.ConfigDict) -> None:
@@ -64,6 +66,18 @@ def validate(config: ml_collections.ConfigDict) -> None:
         "distill.alpha",
         "the weight of the hard loss must be in [0, 1]",
     )
+    check(
+        config.distill.cache_dtype in CACHE_DTYPES,
+        "distill.cache_dtype",
+        f"valid: {', '.join(CACHE_DTYPES)}",
+    )
+    positive_int("distill.teacher_batch_size")
+    check(
+        config.distill.teacher_dtype in TEACHER_DTYPES,
+        "distill.teacher_dtype",
+        f"valid: {', '.join(TEACHER_DTYPES)}",
+    )
+    positive_int("steps_per_execution")
     if config.distill.epochs is not None:
         positive_int("distill.epochs")
     check(config.optimizer.learning_rate > 0, "optimizer.learning_rate", "must be > 0")

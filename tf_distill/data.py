@@ -34,10 +34,18 @@ IDX_LABELS_MAGIC = 2049  # 0x00000801: unsigned bytes, 1 dimension
 
 CLASS_NAMES = {
     "fashion_mnist": (
-        "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-        "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+        "T-shirt/top",
+        "Trouser",
+        "Pullover",
+        "Dress",
+        "Coat",
+        "Sandal",
+        "Shirt",
+        "Sneaker",
+        "Bag",
+        "Ankle boot",
     ),
-}  # fmt: skip
+}
 
 # Names handled here; anything else must be a TensorFlow Datasets name.
 LOCAL_DATASETS = ("digits", "idx")
@@ -244,26 +252,29 @@ def _load_tfds(name, data_dir):
 
 def pipeline(
     x: np.ndarray,
-    y: np.ndarray,
+    y: np.ndarray | None = None,
     *,
     batch_size: int,
     extra: np.ndarray | None = None,
     shuffle_seed: int | None = None,
 ) -> tf.data.Dataset:
-    """Batches (x, y) — or (x, y, extra) — into a prefetched tf.data pipeline.
+    """Batches (x, y) — or (x, y, extra), or x alone — into a tf.data pipeline.
 
     Args:
         x: raw uint8 images; cast to float32 per batch (the model rescales them).
-        y: int labels.
+        y: int labels; None for inputs alone (an inference pass).
         batch_size: the global batch size.
         extra: optional per-example array (e.g. cached teacher logits) that travels
             with its example through the shuffle.
         shuffle_seed: reshuffle every epoch with this seed; None keeps the order.
     """
-    tensors = (x, y) if extra is None else (x, y, extra)
+    if y is None:
+        tensors = (x,)
+    else:
+        tensors = (x, y) if extra is None else (x, y, extra)
     ds = tf.data.Dataset.from_tensor_slices(tensors)
     if shuffle_seed is not None:
-        ds = ds.shuffle(len(y), seed=shuffle_seed, reshuffle_each_iteration=True)
+        ds = ds.shuffle(len(x), seed=shuffle_seed, reshuffle_each_iteration=True)
     ds = ds.batch(batch_size)
     # Cast after batching: one vectorised op per batch instead of one per example.
     ds = ds.map(

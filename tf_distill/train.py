@@ -152,13 +152,14 @@ class _Trainer:
         self.test_ds = data.pipeline(splits.x_test, splits.y_test, batch_size=batch)
         self.steps_per_epoch = math.ceil(len(splits.y_train) / batch)
 
-    def _train_ds(self):
+    def _train_ds(self, teacher_logits=None):
         # A fresh pipeline for every model: a shuffle's seed generator advances with
         # each epoch, so a shared one would give each model a different order.
         return data.pipeline(
             self.splits.x_train,
             self.splits.y_train,
             batch_size=self.config.batch_size,
+            extra=teacher_logits,
             shuffle_seed=self.config.seed,
         )
 
@@ -191,26 +192,77 @@ class _Trainer:
                 optimizer=self._optimizer(model_config.epochs),
                 loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                 metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+                steps_per_execution=self.config.steps_per_execution,
             )
-        history, seconds = self._fit(model, self._train_ds(), model_config.epochs, name)
+        history, seconds = self._fit(
+            model, self._train_ds(), self.val_ds, model_config.epochs, name
+        )
         return model, self._finish(name, model, history, seconds)
 
     def distill(self, teacher):
-        """Distils `teacher` into a fresh student built from config.student."""
-        epochs = self.config.distill.epochs or self.config.student.epochs
+        """Distils `teacher` into a fresh student built from config.student.
+
+        With `config.distill.cache_teacher_logits` (the default; the input pipeline
+        has no random augmentation, so the teacher's outputs never change) the
+        teacher runs once over the training and validation data in large batches,
+        and its logits travel with each example; otherwise it runs in every step.
+        Both give the same loss on the same batch (tests/test_distiller.py).
+        """
+        cfg = self.config.distill
+        epochs = cfg.epochs or self.config.student.epochs
+        train_ds, val_ds, teacher_seconds = self._train_ds(), self.val_ds, 0.0
+        if cfg.cache_teacher_logits:
+            start = time.perf_counter()
+            inference_teacher = teacher_for_inference(
+                teacher, cfg.teacher_dtype, self.strategy
+            )
+            train_logits = self._teacher_logits(inference_teacher, self.splits.x_train)
+            val_logits = self._teacher_logits(inference_teacher, self.splits.x_val)
+            teacher_seconds = time.perf_counter() - start
+            logging.info(
+                "Cached the teacher's logits for %d + %d examples in %.1f s "
+                "(computed in %s, stored as %s)",
+                len(train_logits),
+                len(val_logits),
+                teacher_seconds,
+                cfg.teacher_dtype,
+                cfg.cache_dtype,
+            )
+            train_ds = self._train_ds(train_logits)
+            val_ds = data.pipeline(
+                self.splits.x_val,
+                self.splits.y_val,
+                batch_size=self.config.batch_size,
+                extra=val_logits,
+            )
+        else:
+            logging.info("The teacher runs in every training step (not cached).")
         with self.strategy.scope():
             student = self._build(self.config.student, "student")
             distiller = Distiller(
                 student=student,
-                teacher=teacher,
-                temperature=self.config.distill.temperature,
-                alpha=self.config.distill.alpha,
+                # Unused with cached logits; then the teacher is not even traced.
+                teacher=None if cfg.cache_teacher_logits else teacher,
+                temperature=cfg.temperature,
+                alpha=cfg.alpha,
             )
-            distiller.compile(optimizer=self._optimizer(epochs))
-        history, seconds = self._fit(distiller, self._train_ds(), epochs, "distilling")
-        return self._finish("distilling", student, history, seconds)
+            distiller.compile(
+                optimizer=self._optimizer(epochs),
+                steps_per_execution=self.config.steps_per_execution,
+            )
+        history, seconds = self._fit(distiller, train_ds, val_ds, epochs, "distilling")
+        return self._finish(
+            "distilling", student, history, seconds, teacher_seconds=teacher_seconds
+        )
 
-    def _fit(self, model, train_ds, epochs, name):
+    def _teacher_logits(self, teacher, x):
+        """The teacher's logits on `x`, in one inference pass of large batches."""
+        cfg = self.config.distill
+        ds = data.pipeline(x, batch_size=cfg.teacher_batch_size)
+        logits = teacher.predict(ds, verbose=0)
+        return logits.astype(cfg.cache_dtype)
+
+    def _fit(self, model, train_ds, val_ds, epochs, name):
         callbacks = [
             keras.callbacks.TensorBoard(
                 log_dir=os.path.join(self.tensorboard_dir, name), profile_batch=0
@@ -230,7 +282,7 @@ class _Trainer:
         start = time.perf_counter()
         history = model.fit(
             train_ds,
-            validation_data=self.val_ds,
+            validation_data=val_ds,
             epochs=epochs,
             callbacks=callbacks,
             shuffle=False,  # the pipeline reshuffles with the run's seed
@@ -239,8 +291,12 @@ class _Trainer:
         )
         return history.history, time.perf_counter() - start
 
-    def _finish(self, name, model, history, seconds):
-        """Evaluates `model` on the test split and writes its part of the run dir."""
+    def _finish(self, name, model, history, fit_seconds, teacher_seconds=0.0):
+        """Evaluates `model` on the test split and writes its part of the run dir.
+
+        `train_seconds` is the whole wall time (the teacher's caching pass
+        included); `examples_per_second` is the training throughput of the epochs.
+        """
         test_loss, test_accuracy = evaluate(model, self.test_ds)
         epochs_run = len(history["loss"])
         model_dir = os.path.join(self.workdir, name)
@@ -254,8 +310,9 @@ class _Trainer:
             "test_accuracy": test_accuracy,
             "test_loss": test_loss,
             "epochs_run": epochs_run,
-            "train_seconds": seconds,
-            "examples_per_second": len(self.splits.y_train) * epochs_run / seconds,
+            "train_seconds": fit_seconds + teacher_seconds,
+            "teacher_pass_seconds": teacher_seconds,
+            "examples_per_second": len(self.splits.y_train) * epochs_run / fit_seconds,
             "params": model.count_params(),
             "saved_model_bytes": outputs.size_bytes(saved_model),
             "data": {"source": self.splits.source, **self.splits.sizes()},
@@ -268,9 +325,27 @@ class _Trainer:
             test_accuracy,
             test_loss,
             epochs_run,
-            seconds,
+            fit_seconds + teacher_seconds,
         )
         return metrics
+
+
+def teacher_for_inference(
+    teacher: keras.Model, dtype: str, strategy: tf.distribute.Strategy | None = None
+) -> keras.Model:
+    """The teacher as the caching pass runs it: itself, or a bfloat16 copy.
+
+    bfloat16 is faster only on CPUs with bfloat16 instructions (AVX512-BF16, AMX)
+    and on accelerators; the copy leaves the teacher itself untouched.
+    """
+    if dtype == "float32":
+        return teacher
+    with (strategy or tf.distribute.get_strategy()).scope():
+        copy = keras.models.clone_model(teacher)
+        copy.set_weights(teacher.get_weights())
+    for layer in copy.layers:
+        layer.dtype_policy = "mixed_bfloat16"
+    return copy
 
 
 def evaluate(model: keras.Model, dataset: tf.data.Dataset) -> tuple[float, float]:

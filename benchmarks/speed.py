@@ -1,0 +1,238 @@
+"""Distillation speed: tf_distill against keras.distillation, in one run, same data.
+
+    python benchmarks/speed.py --epochs=3
+    python benchmarks/speed.py --epochs=10 --workdir=/tmp/speed  # reuses the teacher
+
+On the MNIST CNN pair of configs/mnist_cnn.py (same teacher, T, alpha, batch,
+optimizer schedule and initial student weights for every method), it times:
+
+  1. keras.distillation.Distiller + LogitsDistillation (Keras 3's own), which calls
+     the frozen teacher in every training step;
+  2. the student trained alone (no teacher: the cost distillation cannot go below);
+  3. tf_distill's distilling mode, caching the teacher's logits in one inference
+     pass: in float32; in float32 with a bfloat16 teacher pass
+     (config.distill.teacher_dtype, "f32+bf16 t."); and with
+     config.mixed_precision="mixed_bfloat16" and a bfloat16 teacher pass;
+  and one teacher inference pass over the training set on its own.
+
+It prints, for each, the wall time of the whole distillation (teacher pass
+included), training examples/s per epoch and test accuracy, then the ratios against
+(1) and against the floor = one teacher pass + the student alone. Results for this
+machine are recorded in benchmarks/README.md.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import resource
+import sys
+import tempfile
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+
+from absl import app, flags, logging  # noqa: E402
+
+flags.DEFINE_integer("epochs", 3, "Epochs of every student (distilled or alone).")
+flags.DEFINE_integer("teacher_epochs", 1, "Epochs of the teacher, if trained here.")
+flags.DEFINE_string("config", os.path.join(REPO, "configs", "mnist_cnn.py"), "Config.")
+flags.DEFINE_string("workdir", None, "Run folder; a teacher already there is reused.")
+flags.DEFINE_string("json_out", None, "Also write the results as JSON here.")
+FLAGS = flags.FLAGS
+
+
+def load_config(path, epochs):
+    spec = importlib.util.spec_from_file_location("bench_config", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    config = module.get_config()
+    config.name = "speed_" + os.path.splitext(os.path.basename(path))[0]
+    config.student.epochs = epochs
+    config.distill.epochs = epochs
+    config.early_stopping.patience = 0  # every method runs exactly `epochs`
+    return config
+
+
+def keras_distillation(config, splits, teacher, train_lib):
+    """Keras 3's own Distiller, configured like ours, timed the same way."""
+    import keras
+
+    from tf_distill import data, models
+
+    keras.mixed_precision.set_global_policy("float32")
+    keras.utils.set_random_seed(config.seed)  # the same initial student as ours
+    student = models.build(
+        config.student,
+        input_shape=splits.input_shape,
+        num_classes=splits.num_classes,
+        input_scale=splits.input_scale,
+        name="student",
+    )
+    distiller = keras.distillation.Distiller(
+        teacher=teacher,
+        student=student,
+        # A KLDivergence *instance*: with the default loss="kl_divergence" Keras
+        # 3.15 skips the softmax and trains on a wrong loss (see README).
+        distillation_losses=keras.distillation.LogitsDistillation(
+            temperature=config.distill.temperature, loss=keras.losses.KLDivergence()
+        ),
+        student_loss_weight=config.distill.alpha,
+    )
+    steps = -(-len(splits.y_train) // config.batch_size)
+    schedule = keras.optimizers.schedules.CosineDecay(
+        config.optimizer.learning_rate,
+        config.student.epochs * steps,
+        alpha=config.optimizer.final_lr_fraction,
+    )
+    distiller.compile(
+        optimizer=keras.optimizers.Adam(schedule, amsgrad=config.optimizer.amsgrad),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
+    train_ds = data.pipeline(
+        splits.x_train,
+        splits.y_train,
+        batch_size=config.batch_size,
+        shuffle_seed=config.seed,
+    )
+    start = time.perf_counter()
+    distiller.fit(train_ds, epochs=config.student.epochs, verbose=2, shuffle=False)
+    seconds = time.perf_counter() - start
+    test_ds = data.pipeline(splits.x_test, splits.y_test, batch_size=config.batch_size)
+    _, accuracy = train_lib.evaluate(student, test_ds)
+    return {
+        "total_seconds": seconds,
+        "examples_per_second": len(splits.y_train) * config.student.epochs / seconds,
+        "test_accuracy": accuracy,
+    }
+
+
+def teacher_pass(teacher, splits, batch_size):
+    """Seconds of one inference pass of the teacher over the training set."""
+    from tf_distill import data
+
+    ds = data.pipeline(splits.x_train, batch_size=batch_size)
+    teacher.predict(ds.take(2), verbose=0)  # trace and warm up outside the clock
+    start = time.perf_counter()
+    teacher.predict(ds, verbose=0)
+    return time.perf_counter() - start
+
+
+def ours(config, workdir, mode, **overrides):
+    """train.run(mode) with `overrides` ("section.key": value), as a user runs it."""
+    from tf_distill import train
+
+    config = config.copy_and_resolve_references()
+    for key, value in overrides.items():
+        section, _, field = key.rpartition(".")
+        (config[section] if section else config)[field] = value
+    metrics = train.run(
+        config, workdir=workdir, mode=mode, tensorboard_dir=os.path.join(workdir, "tb")
+    )[mode]
+    return {
+        "total_seconds": metrics["train_seconds"],
+        "teacher_pass_seconds": metrics.get("teacher_pass_seconds", 0.0),
+        "examples_per_second": metrics["examples_per_second"],
+        "test_accuracy": metrics["test_accuracy"],
+    }
+
+
+def main(argv):
+    del argv
+    import keras
+
+    from tf_distill import data, train
+
+    logging.set_verbosity(logging.WARNING)
+    config = load_config(FLAGS.config, FLAGS.epochs)
+    workdir = FLAGS.workdir or tempfile.mkdtemp(prefix="tf_distill_speed_")
+    teacher_path = os.path.join(workdir, "teacher", "model.keras")
+    if not os.path.exists(teacher_path):
+        teacher_config = config.copy_and_resolve_references()
+        teacher_config.teacher.epochs = FLAGS.teacher_epochs
+        train.run(
+            teacher_config,
+            workdir=workdir,
+            mode="teacher",
+            tensorboard_dir=os.path.join(workdir, "tb"),
+        )
+    config.teacher_path = teacher_path
+    splits = data.load(config)
+    teacher = keras.models.load_model(teacher_path)
+    teacher.trainable = False
+    _, teacher_accuracy = train.evaluate(
+        teacher, data.pipeline(splits.x_test, splits.y_test, batch_size=1024)
+    )
+
+    rows = {}
+    pass_seconds = teacher_pass(teacher, splits, config.distill.teacher_batch_size)
+    rows["teacher pass (f32)"] = {"total_seconds": pass_seconds}
+    rows["keras.distillation"] = keras_distillation(config, splits, teacher, train)
+    rows["student alone"] = ours(config, workdir, "student")
+    rows["tf_distill f32"] = ours(config, workdir, "distilling")
+    rows["tf_distill f32+bf16 t."] = ours(
+        config, workdir, "distilling", **{"distill.teacher_dtype": "bfloat16"}
+    )
+    rows["tf_distill bf16"] = ours(
+        config,
+        workdir,
+        "distilling",
+        mixed_precision="mixed_bfloat16",
+        **{"distill.teacher_dtype": "bfloat16"},
+    )
+
+    floor = (
+        rows["teacher pass (f32)"]["total_seconds"]
+        + rows["student alone"]["total_seconds"]
+    )
+    keras_seconds = rows["keras.distillation"]["total_seconds"]
+    print(
+        f"\n{config.name}: {len(splits.y_train)} training examples, "
+        f"{FLAGS.epochs} epochs, batch {config.batch_size}, "
+        f"T={config.distill.temperature}, alpha={config.distill.alpha}; "
+        f"teacher test accuracy {teacher_accuracy:.4f}"
+    )
+    print(
+        f"{'method':<22}{'total s':>9}{'ex/s/epoch':>12}{'test acc':>10}"
+        f"{'vs keras':>10}{'vs floor':>10}"
+    )
+    for name, row in rows.items():
+        seconds = row["total_seconds"]
+        eps = row.get("examples_per_second")
+        acc = row.get("test_accuracy")
+        print(
+            f"{name:<22}{seconds:>9.1f}"
+            f"{(f'{eps:,.0f}' if eps else '-'):>12}"
+            f"{(f'{acc:.4f}' if acc is not None else '-'):>10}"
+            f"{keras_seconds / seconds:>9.2f}x{seconds / floor:>9.2f}x"
+        )
+    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(
+        f"floor = teacher pass + student alone = {floor:.1f} s; "
+        f"peak resident memory of this process {peak_mib:,.0f} MiB"
+    )
+    for name in [r for r in rows if r.startswith("tf_distill")]:
+        print(
+            f"{name}: {keras_seconds / rows[name]['total_seconds']:.2f}x faster "
+            f"than keras.distillation, {rows[name]['total_seconds'] / floor:.2f}x "
+            "the floor"
+        )
+    if FLAGS.json_out:
+        with open(FLAGS.json_out, "w") as f:
+            json.dump(
+                {
+                    "epochs": FLAGS.epochs,
+                    "floor_seconds": floor,
+                    "teacher_test_accuracy": teacher_accuracy,
+                    "peak_rss_mib": peak_mib,
+                    "rows": rows,
+                },
+                f,
+                indent=2,
+            )
+
+
+if __name__ == "__main__":
+    app.run(main)
