@@ -112,6 +112,10 @@ def test_teacher_then_distilling_then_an_external_teacher(tmp_path):
         ),
         (["--model=all", "--config.dataset=mnsit"], "Unknown config.dataset 'mnsit'"),
         (["--model=all", "--config.data_dir=/no/such/dir"], "/no/such/dir"),
+        (
+            ["--model=all", "--config.teacher_path=/a/teacher.keras"],
+            "is for --model=distilling; --model=all trains its own teacher",
+        ),
     ],
 )
 def test_bad_input_exits_non_zero_with_its_message_and_writes_nothing(
@@ -123,3 +127,21 @@ def test_bad_input_exits_non_zero_with_its_message_and_writes_nothing(
     assert "Traceback" not in proc.stderr
     assert not (tmp_path / "run").exists()
     assert not (tmp_path / "tensorboard").exists()
+
+
+def test_a_teacher_that_does_not_fit_the_data_is_refused_before_writing(tmp_path):
+    import keras
+
+    teacher = keras.Sequential(
+        [keras.Input((4, 4, 1)), keras.layers.Flatten(), keras.layers.Dense(3)]
+    )
+    path = tmp_path / "small.keras"
+    teacher.save(path)
+    proc = run_main(
+        tmp_path, "--model=distilling", "--workdir=run", f"--config.teacher_path={path}"
+    )
+    assert proc.returncode != 0
+    assert "maps (None, 4, 4, 1) -> (None, 3), but the data needs (None, 8, 8, 1)" in (
+        proc.stderr
+    ), proc.stderr[-2000:]
+    assert not (tmp_path / "run").exists()

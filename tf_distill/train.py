@@ -55,6 +55,11 @@ def run(
     if mode not in MODES:
         raise ValueError(f"Unknown mode {mode!r}; valid: {', '.join(MODES)}")
     config_lib.validate(config)
+    if mode == "all" and config.teacher_path:
+        raise ValueError(
+            f"config.teacher_path={config.teacher_path!r} is for --model=distilling; "
+            "--model=all trains its own teacher"
+        )
     teacher_path = _teacher_path(config, workdir) if mode == "distilling" else None
     tensorboard_dir = tensorboard_dir or os.path.join("tensorboard", config.name)
 
@@ -72,21 +77,22 @@ def run(
         strategy.num_replicas_in_sync,
     )
 
+    teacher = None
+    if teacher_path:  # loaded and checked before anything is written
+        logging.info("Loading the teacher from %s", teacher_path)
+        with strategy.scope():
+            teacher = keras.models.load_model(teacher_path)
+        _check_teacher(teacher, splits, teacher_path)
+
     os.makedirs(workdir, exist_ok=True)
     outputs.write_json(os.path.join(workdir, "config.json"), config.to_dict())
     trainer = _Trainer(config, splits, strategy, workdir, tensorboard_dir)
     results = {}
-    teacher = None
     if mode in ("teacher", "all"):
         teacher, results["teacher"] = trainer.supervised("teacher", config.teacher)
     if mode in ("student", "all"):
         _, results["student"] = trainer.supervised("student", config.student)
     if mode in ("distilling", "all"):
-        if teacher is None:
-            logging.info("Loading the teacher from %s", teacher_path)
-            with strategy.scope():
-                teacher = keras.models.load_model(teacher_path)
-            _check_teacher(teacher, splits, teacher_path)
         results["distilling"] = trainer.distill(teacher)
     if mode == "all":
         report.write(workdir, results)
