@@ -216,7 +216,8 @@ class _Trainer:
         """
         cfg = self.config.distill
         epochs = cfg.epochs or self.config.student.epochs
-        train_ds, val_ds, teacher_seconds = self._train_ds(), self.val_ds, 0.0
+        train_logits = val_logits = None
+        teacher_seconds = 0.0
         if cfg.cache_teacher_logits:
             start = time.perf_counter()
             inference_teacher = teacher_for_inference(
@@ -234,15 +235,19 @@ class _Trainer:
                 cfg.teacher_dtype,
                 cfg.cache_dtype,
             )
-            train_ds = self._train_ds(train_logits)
-            val_ds = data.pipeline(
+        else:
+            logging.info("The teacher runs in every training step (not cached).")
+        train_ds = self._train_ds(train_logits)
+        val_ds = (
+            self.val_ds
+            if val_logits is None
+            else data.pipeline(
                 self.splits.x_val,
                 self.splits.y_val,
                 batch_size=self.config.batch_size,
                 extra=val_logits,
             )
-        else:
-            logging.info("The teacher runs in every training step (not cached).")
+        )
         with self.strategy.scope():
             student = self._build(self.config.student, "student")
             distiller = Distiller(
