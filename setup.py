@@ -23,6 +23,10 @@ setup(
         "ml-collections",
         "scikit-learn",
         "matplotlib",
+        # The LiteRT interpreter that runs the exported .tflite files (TensorFlow's
+        # own tf.lite.Interpreter is deprecated in its favour); the converter is
+        # still TensorFlow's.
+        "ai-edge-litert",
     ],
     extras_require={"test": ["pytest", "ruff"]},
 )

@@ -23,7 +23,6 @@ machine are recorded in benchmarks/README.md.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import resource
@@ -34,6 +33,7 @@ import time
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
+import common  # noqa: E402  (benchmarks/common.py, beside this script)
 from absl import app, flags, logging  # noqa: E402
 
 flags.DEFINE_integer("epochs", 3, "Epochs of every student (distilled or alone).")
@@ -45,11 +45,7 @@ FLAGS = flags.FLAGS
 
 
 def load_config(path, epochs):
-    spec = importlib.util.spec_from_file_location("bench_config", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    config = module.get_config()
-    config.name = "speed_" + os.path.splitext(os.path.basename(path))[0]
+    config = common.load_config(path, name_prefix="speed")
     config.student.epochs = epochs
     config.distill.epochs = epochs
     config.early_stopping.patience = 0  # every method runs exactly `epochs`

@@ -79,6 +79,14 @@ def get_config() -> ml_collections.ConfigDict:
     config.early_stopping.monitor = "val_accuracy"
     config.early_stopping.patience = 20  # 0 turns early stopping off
 
+    # Shipping (tf_distill/export.py). Every model gets a SavedModel for serving;
+    # with tflite, also <role>_float32.tflite and <role>_int8.tflite (LiteRT), the
+    # int8 one calibrated on this many training images (the converter's guidance
+    # is a few hundred; more only slows the conversion).
+    config.export = ml_collections.ConfigDict()
+    config.export.tflite = True
+    config.export.representative_examples = 500
+
     # Runtime.
     config.strategy = "auto"  # "auto" | "mirrored" | "multi_worker" | "one_device"
     config.mixed_precision = ml_collections.config_dict.placeholder(str)

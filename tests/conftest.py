@@ -15,6 +15,8 @@ TINY = {
     "student.layers": (8,),
     "student.epochs": 2,
     "early_stopping.patience": 0,
+    # LiteRT conversion costs seconds a model; tests/test_export.py turns it on.
+    "export.tflite": False,
 }
 
 

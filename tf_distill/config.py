@@ -97,6 +97,10 @@ def validate(config: ml_collections.ConfigDict) -> None:
         "early_stopping.patience",
         "expected an integer >= 0 (0 turns it off)",
     )
+    check(
+        isinstance(config.export.tflite, bool), "export.tflite", "expected True/False"
+    )
+    positive_int("export.representative_examples")
     check(config.strategy in STRATEGIES, "strategy", f"valid: {', '.join(STRATEGIES)}")
     check(
         config.mixed_precision in MIXED_PRECISION,

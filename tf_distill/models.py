@@ -80,3 +80,20 @@ def build(
     )
     logits = keras.layers.Dense(num_classes, dtype="float32", name="logits")(x)
     return keras.Model(inputs, logits, name=name)
+
+
+def check_fits(
+    model: keras.Model, *, input_shape: Sequence[int], num_classes: int, path: str
+) -> None:
+    """A loaded model must fit the data: same input shape and number of classes.
+
+    Raises:
+        ValueError: naming `path` and both mappings.
+    """
+    want_in, want_out = (None, *input_shape), (None, num_classes)
+    got_in, got_out = tuple(model.input_shape), tuple(model.output_shape)
+    if got_in != want_in or got_out != want_out:
+        raise ValueError(
+            f"Model {path} maps {got_in} -> {got_out}, but the data needs "
+            f"{want_in} -> {want_out}"
+        )

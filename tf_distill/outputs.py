@@ -23,6 +23,11 @@ def write_json(path: str, obj) -> None:
             f.write("\n")
 
 
+def read_json(path: str):
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
 def write_text(path: str, text: str) -> None:
     with replacing_file(path) as tmp:
         with open(tmp, "w", encoding="utf-8") as f:

@@ -4,7 +4,7 @@
 flags and calls it. Layout of what it writes (see DESIGN.md):
 
     <workdir>/config.json
-    <workdir>/<model>/metrics.json, model.keras, saved_model/
+    <workdir>/<model>/metrics.json, model.keras, and the exports (export.py)
     <workdir>/report.json, report.md, accuracy.png          (mode "all")
     <tensorboard_dir>/<model>/{train,validation}/           TensorBoard events
 """
@@ -82,7 +82,12 @@ def run(
         logging.info("Loading the teacher from %s", teacher_path)
         with strategy.scope():
             teacher = keras.models.load_model(teacher_path)
-        _check_teacher(teacher, splits, teacher_path)
+        models.check_fits(
+            teacher,
+            input_shape=splits.input_shape,
+            num_classes=splits.num_classes,
+            path=teacher_path,
+        )
 
     os.makedirs(workdir, exist_ok=True)
     outputs.write_json(os.path.join(workdir, "config.json"), config.to_dict())
@@ -131,17 +136,6 @@ def _teacher_path(config, workdir):
             "--workdir, or set --config.teacher_path to a .keras teacher."
         )
     return path
-
-
-def _check_teacher(teacher, splits, path):
-    """A loaded teacher must fit the data: same input shape and number of classes."""
-    want_in, want_out = (None, *splits.input_shape), (None, splits.num_classes)
-    got_in, got_out = tuple(teacher.input_shape), tuple(teacher.output_shape)
-    if got_in != want_in or got_out != want_out:
-        raise ValueError(
-            f"Teacher {path} maps {got_in} -> {got_out}, but the data needs "
-            f"{want_in} -> {want_out}"
-        )
 
 
 class _Trainer:
@@ -312,9 +306,12 @@ class _Trainer:
         epochs_run = len(history["loss"])
         model_dir = os.path.join(self.workdir, name)
         outputs.save_keras(model, os.path.join(model_dir, "model.keras"))
-        saved_model = os.path.join(model_dir, "saved_model")
-        export.export_saved_model(
-            model, saved_model, input_shape=self.splits.input_shape
+        artefact_bytes = export.export_model(
+            model,
+            model_dir,
+            model_name=name,
+            class_names=self.splits.class_names,
+            representative=export.representative_for(self.config, self.splits),
         )
         metrics = {
             "model": name,
@@ -325,7 +322,8 @@ class _Trainer:
             "teacher_pass_seconds": teacher_seconds,
             "examples_per_second": len(self.splits.y_train) * epochs_run / fit_seconds,
             "params": model.count_params(),
-            "saved_model_bytes": outputs.size_bytes(saved_model),
+            "saved_model_bytes": artefact_bytes["saved_model"],
+            "artefact_bytes": artefact_bytes,
             "data": {"source": self.splits.source, **self.splits.sizes()},
             "history": {k: [float(v) for v in vs] for k, vs in history.items()},
         }
