@@ -31,6 +31,17 @@ def _config():
     return config
 
 
+def untrained_student(input_shape, *, input_scale):
+    """The default config's student for 10 classes, fresh."""
+    return models.build(
+        _config().student,
+        input_shape=input_shape,
+        num_classes=10,
+        input_scale=input_scale,
+        name="student",
+    )
+
+
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     """A --model=all run directory with every export, shared by this module."""
@@ -246,13 +257,7 @@ def test_bad_requests_fail_with_a_clear_error(run_dir):
 
 def test_class_names_travel_with_the_export(tmp_path):
     names = data.CLASS_NAMES["fashion_mnist"]
-    model = models.build(
-        _config().student,
-        input_shape=(28, 28, 1),
-        num_classes=10,
-        input_scale=255.0,
-        name="student",
-    )
+    model = untrained_student((28, 28, 1), input_scale=255.0)
     export.export_saved_model(model, str(tmp_path / "sm"), class_names=names)
     loaded = tf.saved_model.load(str(tmp_path / "sm"))
     got = loaded.signatures["class_names"]()["class_names"].numpy()
@@ -327,3 +332,27 @@ def test_export_refuses_a_model_that_does_not_fit_the_data(run_dir, tmp_path):
     with pytest.raises(ValueError, match=r"the data needs \(None, 28, 28, 1\)"):
         export.reexport(config, workdir=str(workdir))
     assert sorted(os.listdir(workdir / "student")) == before
+
+
+def test_a_mixed_precision_model_is_exported_computing_in_float32(tmp_path):
+    """LiteRT has no bfloat16 kernels: exports compute in float32, same weights."""
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        model = untrained_student((8, 8, 1), input_scale=16.0)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert not models.computes_in_float32(model)
+    pixels = np.random.default_rng(0).integers(0, 17, (32, 8, 8, 1), dtype=np.uint8)
+    export.export_model(
+        model,
+        str(tmp_path),
+        model_name="student",
+        class_names=[str(i) for i in range(10)],
+        representative=pixels,
+    )
+    want = models.copy_with_policy(model, "float32")(pixels.astype(np.float32))
+    for artefact in ("saved_model", "student_float32.tflite"):
+        got = serving.open_artefact(str(tmp_path / artefact)).logits(pixels)
+        np.testing.assert_allclose(got, want, atol=1e-5)
+    assert (tmp_path / "student_int8.tflite").stat().st_size > 0
+    assert not models.computes_in_float32(model)  # the trained model is untouched

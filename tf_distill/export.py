@@ -69,6 +69,10 @@ def export_model(
     Returns:
         Bytes on disk of each artefact, keyed "saved_model", "tflite_float32", ...
     """
+    if not models.computes_in_float32(model):
+        # Exports compute in float32 whatever the training policy: LiteRT has no
+        # bfloat16 kernels, and CPUs serve float32 fastest. Same (float32) weights.
+        model = models.copy_with_policy(model, "float32")
     saved_model = os.path.join(model_dir, "saved_model")
     export_saved_model(model, saved_model, class_names=class_names)
     outputs.write_text(

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 import keras
 import ml_collections
+import tensorflow as tf
 
 
 def mlp(inputs, *, layers: Sequence[int], dropout: float):
@@ -97,3 +98,24 @@ def check_fits(
             f"Model {path} maps {got_in} -> {got_out}, but the data needs "
             f"{want_in} -> {want_out}"
         )
+
+
+def copy_with_policy(
+    model: keras.Model, policy: str, strategy: tf.distribute.Strategy | None = None
+) -> keras.Model:
+    """A copy of `model` with the same weights, computing in dtype `policy`.
+
+    `model` itself is untouched. Variables stay float32 under every policy, so
+    only the arithmetic changes ("float32", "mixed_bfloat16", ...).
+    """
+    with (strategy or tf.distribute.get_strategy()).scope():
+        copy = keras.models.clone_model(model)
+        copy.set_weights(model.get_weights())
+    for layer in copy.layers:
+        layer.dtype_policy = policy
+    return copy
+
+
+def computes_in_float32(model: keras.Model) -> bool:
+    """Whether every layer of `model` computes in float32 (no mixed precision)."""
+    return all(layer.dtype_policy.compute_dtype == "float32" for layer in model.layers)

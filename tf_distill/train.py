@@ -349,12 +349,7 @@ def teacher_for_inference(
     """
     if dtype == "float32":
         return teacher
-    with (strategy or tf.distribute.get_strategy()).scope():
-        copy = keras.models.clone_model(teacher)
-        copy.set_weights(teacher.get_weights())
-    for layer in copy.layers:
-        layer.dtype_policy = "mixed_bfloat16"
-    return copy
+    return models.copy_with_policy(teacher, "mixed_bfloat16", strategy)
 
 
 def evaluate(model: keras.Model, dataset: tf.data.Dataset) -> tuple[float, float]:
