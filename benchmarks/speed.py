@@ -60,13 +60,7 @@ def keras_distillation(config, splits, teacher, train_lib):
 
     keras.mixed_precision.set_global_policy("float32")
     keras.utils.set_random_seed(config.seed)  # the same initial student as ours
-    student = models.build(
-        config.student,
-        input_shape=splits.input_shape,
-        num_classes=splits.num_classes,
-        input_scale=splits.input_scale,
-        name="student",
-    )
+    student = models.build_for(config.student, splits, name="student")
     distiller = keras.distillation.Distiller(
         teacher=teacher,
         student=student,
@@ -92,9 +86,16 @@ def keras_distillation(config, splits, teacher, train_lib):
         splits.y_train,
         batch_size=config.batch_size,
         shuffle_seed=config.seed,
+        epochs=range(config.student.epochs),
     )
     start = time.perf_counter()
-    distiller.fit(train_ds, epochs=config.student.epochs, verbose=2, shuffle=False)
+    distiller.fit(
+        train_ds,
+        epochs=config.student.epochs,
+        steps_per_epoch=steps,
+        verbose=2,
+        shuffle=False,
+    )
     seconds = time.perf_counter() - start
     test_ds = data.pipeline(splits.x_test, splits.y_test, batch_size=config.batch_size)
     _, accuracy = train_lib.evaluate(student, test_ds)

@@ -164,7 +164,9 @@ def test_pipeline_batches_casts_and_keeps_extras_aligned():
     x = np.arange(10, dtype=np.uint8).reshape(10, 1, 1, 1)
     y = np.arange(10, dtype=np.int32)
     extra = np.arange(10, dtype=np.float32)[:, None] * 2
-    batches = list(data.pipeline(x, y, batch_size=4, extra=extra, shuffle_seed=3))
+    batches = list(
+        data.pipeline(x, y, batch_size=4, extra=extra, shuffle_seed=3, epochs=range(1))
+    )
     assert [len(b[1]) for b in batches] == [4, 4, 2]
     for bx, by, be in batches:
         assert bx.dtype == np.float32
@@ -178,3 +180,21 @@ def test_validation_fraction_must_leave_examples(idx_folder):
     config.validation_fraction = 0.001
     with pytest.raises(ValueError, match="validation_fraction=0.001 leaves 0"):
         data.load(config)
+
+
+def test_each_epochs_order_depends_on_the_seed_and_the_epoch_alone():
+    """What lets a resumed run see the batches the uninterrupted one would have."""
+    x = np.arange(20, dtype=np.uint8).reshape(20, 1, 1, 1)
+    y = np.arange(20, dtype=np.int32)
+
+    def orders(epochs, seed=3):
+        ds = data.pipeline(x, y, batch_size=20, shuffle_seed=seed, epochs=epochs)
+        return [list(by.numpy()) for _, by in ds]
+
+    three = orders(range(3))
+    assert len(three) == 3 and three[0] != three[1] != three[2]
+    assert orders(range(2, 3)) == three[2:]
+    assert orders(range(3)) == three
+    assert orders(range(3), seed=4) != three
+    with pytest.raises(ValueError, match="needs the epochs"):
+        data.pipeline(x, y, batch_size=4, shuffle_seed=3)

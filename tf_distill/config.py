@@ -5,8 +5,8 @@ from __future__ import annotations
 import ml_collections
 
 from tf_distill import losses, models
+from tf_distill.distribute import STRATEGIES
 
-STRATEGIES = ("auto", "mirrored", "multi_worker", "one_device")
 MIXED_PRECISION = (None, "mixed_bfloat16", "mixed_float16")
 MONITORS = ("val_accuracy", "val_loss")
 CACHE_DTYPES = ("float32", "float16")
@@ -35,6 +35,9 @@ def validate(config: ml_collections.ConfigDict) -> None:
         "expected a data set name",
     )
     check(isinstance(config.seed, int), "seed", "expected an integer")
+    check(
+        isinstance(config.deterministic, bool), "deterministic", "expected True/False"
+    )
     positive_int("batch_size")
     check(
         0.0 < config.validation_fraction < 1.0,

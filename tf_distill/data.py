@@ -257,6 +257,7 @@ def pipeline(
     batch_size: int,
     extra: np.ndarray | None = None,
     shuffle_seed: int | None = None,
+    epochs: range | None = None,
 ) -> tf.data.Dataset:
     """Batches (x, y) — or (x, y, extra), or x alone — into a tf.data pipeline.
 
@@ -266,16 +267,33 @@ def pipeline(
         batch_size: the global batch size.
         extra: optional per-example array (e.g. cached teacher logits) that travels
             with its example through the shuffle.
-        shuffle_seed: reshuffle every epoch with this seed; None keeps the order.
+        shuffle_seed: with `epochs`, shuffle: the dataset then holds the batches
+            of every epoch in `epochs`, epoch e in an order that depends on
+            (shuffle_seed, e) alone; fit it with steps_per_epoch. None keeps the
+            order, one epoch.
+        epochs: the training epochs this dataset covers, e.g. range(2, 10) for a
+            run resumed at its third epoch.
     """
     if y is None:
         tensors = (x,)
     else:
         tensors = (x, y) if extra is None else (x, y, extra)
     ds = tf.data.Dataset.from_tensor_slices(tensors)
-    if shuffle_seed is not None:
-        ds = ds.shuffle(len(x), seed=shuffle_seed, reshuffle_each_iteration=True)
-    ds = ds.batch(batch_size)
+    if shuffle_seed is None:
+        ds = ds.batch(batch_size)
+    else:
+        if epochs is None:
+            raise ValueError("a shuffled pipeline needs the epochs it covers")
+        examples = ds
+
+        def one_epoch(epoch):
+            seed = tf.constant(shuffle_seed, tf.int64) * 1_000_003 + epoch
+            shuffled = examples.shuffle(
+                len(x), seed=seed, reshuffle_each_iteration=False
+            )
+            return shuffled.batch(batch_size)
+
+        ds = tf.data.Dataset.range(epochs.start, epochs.stop).flat_map(one_epoch)
     # Cast after batching: one vectorised op per batch instead of one per example.
     ds = ds.map(
         lambda x, *rest: (tf.cast(x, tf.float32), *rest),

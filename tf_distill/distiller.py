@@ -18,9 +18,10 @@ class Distiller(keras.Model):
     beforehand; the two give the same loss on the same batch.
 
     Per-example losses are averaged over the global batch
-    (`tf.nn.compute_average_loss`), so under a `tf.distribute` strategy the
-    gradients summed across replicas are those of one replica seeing the whole
-    batch.
+    (`tf.nn.compute_average_loss` with the number of examples summed across
+    replicas, so also for a last batch that splits unevenly), so under a
+    `tf.distribute` strategy the gradients summed across replicas are those of one
+    replica seeing the whole batch (tests/test_distribute.py).
 
     `call()` returns the student's logits; only the student is ever exported.
     """
@@ -50,6 +51,9 @@ class Distiller(keras.Model):
         self.student_loss_tracker = keras.metrics.Mean(name="student_loss")
         self.distillation_loss_tracker = keras.metrics.Mean(name="distillation_loss")
         self.accuracy = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
+        # Its only weights are the (built) student's and teacher's; saying so lets
+        # BackupAndRestore save and restore it before the first step.
+        self.built = True
 
     @property
     def metrics(self):
@@ -95,7 +99,9 @@ class Distiller(keras.Model):
         with tf.GradientTape() as tape:
             student_logits = self.student(x, training=True)
             per_example = self._per_example_losses(y, teacher_logits, student_logits)
-            loss = tf.nn.compute_average_loss(per_example["loss"])
+            loss = tf.nn.compute_average_loss(
+                per_example["loss"], global_batch_size=_global_batch_size(y)
+            )
             if self.student.losses:  # weight regularisers, once per global batch
                 loss += tf.nn.scale_regularization_loss(tf.add_n(self.student.losses))
             scaled_loss = self.optimizer.scale_loss(loss)  # mixed_float16 scaling
@@ -109,3 +115,16 @@ class Distiller(keras.Model):
         student_logits = self.student(x, training=False)
         per_example = self._per_example_losses(y, teacher_logits, student_logits)
         return self._update_trackers(per_example, y, student_logits)
+
+
+def _global_batch_size(y):
+    """Examples in this step's global batch: the sum over replicas of local ones.
+
+    tf.nn.compute_average_loss would otherwise assume local size x replicas, which
+    is wrong when the last batch of an epoch splits unevenly across replicas.
+    """
+    local = tf.shape(y)[0]
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1:
+        return local
+    return context.all_reduce(tf.distribute.ReduceOp.SUM, local)

@@ -83,6 +83,17 @@ def build(
     return keras.Model(inputs, logits, name=name)
 
 
+def build_for(model_config: ml_collections.ConfigDict, splits, *, name: str):
+    """`build` for a data set's `Splits`: its input shape, classes and scale."""
+    return build(
+        model_config,
+        input_shape=splits.input_shape,
+        num_classes=splits.num_classes,
+        input_scale=splits.input_scale,
+        name=name,
+    )
+
+
 def check_fits(
     model: keras.Model, *, input_shape: Sequence[int], num_classes: int, path: str
 ) -> None:

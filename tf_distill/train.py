@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 import sys
 import time
 
@@ -23,7 +24,7 @@ import tensorflow as tf
 from absl import logging
 
 from tf_distill import config as config_lib
-from tf_distill import data, export, losses, models, outputs, report
+from tf_distill import data, distribute, export, losses, models, outputs, report, resume
 from tf_distill.distiller import Distiller
 
 MODES = ("teacher", "student", "distilling", "all")
@@ -63,25 +64,32 @@ def run(
     teacher_path = _teacher_path(config, workdir) if mode == "distilling" else None
     tensorboard_dir = tensorboard_dir or os.path.join("tensorboard", config.name)
 
+    # The strategy comes first: MultiWorkerMirroredStrategy must exist before
+    # TensorFlow's runtime starts.
+    strategy = distribute.make_strategy(config.strategy)
+    distribute.check_batch_size(config.batch_size, strategy)
+    keras.utils.set_random_seed(config.seed)  # Python, NumPy and TensorFlow
+    if config.deterministic:
+        tf.config.experimental.enable_op_determinism()
     keras.mixed_precision.set_global_policy(config.mixed_precision or "float32")
     splits = data.load(config)  # bad data fails here, before anything is written
-    strategy = make_strategy(config.strategy)
     logging.info("Config: %s", config.to_json(sort_keys=True))
     logging.info(
-        "Data %s: %s, input %s, %d classes. Strategy %s with %d replica(s).",
+        "Data %s: %s, input %s, %d classes. Strategy %s with %d replica(s), "
+        "global batch %d (%d per replica).",
         splits.source,
         splits.sizes(),
         splits.input_shape,
         splits.num_classes,
         type(strategy).__name__,
         strategy.num_replicas_in_sync,
+        config.batch_size,
+        config.batch_size // strategy.num_replicas_in_sync,
     )
 
     teacher = None
     if teacher_path:  # loaded and checked before anything is written
-        logging.info("Loading the teacher from %s", teacher_path)
-        with strategy.scope():
-            teacher = keras.models.load_model(teacher_path)
+        teacher = _load(teacher_path, strategy)
         models.check_fits(
             teacher,
             input_shape=splits.input_shape,
@@ -89,40 +97,33 @@ def run(
             path=teacher_path,
         )
 
-    os.makedirs(workdir, exist_ok=True)
-    outputs.write_json(os.path.join(workdir, "config.json"), config.to_dict())
-    trainer = _Trainer(config, splits, strategy, workdir, tensorboard_dir)
-    results = {}
-    if mode in ("teacher", "all"):
-        teacher, results["teacher"] = trainer.supervised("teacher", config.teacher)
-    if mode in ("student", "all"):
-        _, results["student"] = trainer.supervised("student", config.student)
-    if mode in ("distilling", "all"):
-        results["distilling"] = trainer.distill(teacher)
-    if mode == "all":
-        report.write(workdir, results)
+    with distribute.output_dirs(strategy, workdir, tensorboard_dir) as dirs:
+        workdir, tensorboard_dir = dirs
+        os.makedirs(workdir, exist_ok=True)
+        outputs.write_json(os.path.join(workdir, "config.json"), config.to_dict())
+        state = resume.RunState(workdir, config=config.to_dict(), mode=mode)
+        trainer = _Trainer(config, splits, strategy, workdir, tensorboard_dir, state)
+        results = {}
+        if mode in ("teacher", "all"):
+            teacher, results["teacher"] = trainer.supervised("teacher", config.teacher)
+        if mode in ("student", "all"):
+            _, results["student"] = trainer.supervised("student", config.student)
+        if mode in ("distilling", "all"):
+            results["distilling"] = trainer.distill(teacher)
+        if mode == "all":
+            report.write(workdir, results)
+        state.close()
     return results
 
 
-def make_strategy(name: str) -> tf.distribute.Strategy:
-    """The `tf.distribute` strategy that `config.strategy` names."""
-    if name == "auto":
-        gpus = tf.config.list_logical_devices("GPU")
-        return (
-            tf.distribute.MirroredStrategy()
-            if len(gpus) > 1
-            else tf.distribute.get_strategy()
-        )
-    if name == "mirrored":
-        return tf.distribute.MirroredStrategy()
-    if name == "multi_worker":
-        return tf.distribute.MultiWorkerMirroredStrategy()
-    if name == "one_device":
-        gpus = tf.config.list_logical_devices("GPU")
-        return tf.distribute.OneDeviceStrategy(gpus[0].name if gpus else "/cpu:0")
-    raise ValueError(
-        f"Unknown strategy {name!r}; valid: {', '.join(config_lib.STRATEGIES)}"
-    )
+def _divisor_at_most(n, limit):
+    return max(d for d in range(1, min(n, limit) + 1) if n % d == 0)
+
+
+def _load(path, strategy):
+    logging.info("Loading %s", path)
+    with strategy.scope():
+        return keras.models.load_model(path)
 
 
 def _teacher_path(config, workdir):
@@ -141,39 +142,56 @@ def _teacher_path(config, workdir):
 class _Trainer:
     """Shared state of one run: data pipelines, strategy, where outputs go."""
 
-    def __init__(self, config, splits, strategy, workdir, tensorboard_dir):
+    def __init__(self, config, splits, strategy, workdir, tensorboard_dir, state):
         self.config = config
         self.splits = splits
         self.strategy = strategy
         self.workdir = workdir
         self.tensorboard_dir = tensorboard_dir
+        self.state = state  # what a crashed run finished, and its backups
         batch = config.batch_size
         self.val_ds = data.pipeline(splits.x_val, splits.y_val, batch_size=batch)
         self.test_ds = data.pipeline(splits.x_test, splits.y_test, batch_size=batch)
         self.steps_per_epoch = math.ceil(len(splits.y_train) / batch)
+        self.steps_per_execution = _divisor_at_most(
+            self.steps_per_epoch, config.steps_per_execution
+        )
+        if self.steps_per_execution != config.steps_per_execution:
+            # The training dataset runs on across epochs (see _train_ds), and Keras
+            # runs whole executions, so one must not straddle two epochs.
+            logging.warning(
+                "steps_per_execution %d lowered to %d, the largest divisor of the "
+                "%d steps per epoch at most that",
+                config.steps_per_execution,
+                self.steps_per_execution,
+                self.steps_per_epoch,
+            )
 
-    def _train_ds(self, teacher_logits=None):
-        # A fresh pipeline for every model: a shuffle's seed generator advances with
-        # each epoch, so a shared one would give each model a different order.
+    def _train_ds(self, epochs, teacher_logits=None):
+        """The batches of `epochs` (a range); epoch e's order depends on (seed, e)
+        alone, so every model sees the same batches and a resumed run continues
+        with the order the uninterrupted one would have had."""
         return data.pipeline(
             self.splits.x_train,
             self.splits.y_train,
             batch_size=self.config.batch_size,
             extra=teacher_logits,
             shuffle_seed=self.config.seed,
+            epochs=epochs,
         )
+
+    def _reuse(self, name):
+        """A model an interrupted run had finished: its model and metrics."""
+        logging.info("%s was finished before the interruption; reusing it", name)
+        model_dir = os.path.join(self.workdir, name)
+        model = _load(os.path.join(model_dir, "model.keras"), self.strategy)
+        return model, outputs.read_json(os.path.join(model_dir, "metrics.json"))
 
     def _build(self, model_config, name):
         # The same seed before every build: the student alone and the distilled
         # student start from identical weights, so their gap is distillation's.
         keras.utils.set_random_seed(self.config.seed)
-        return models.build(
-            model_config,
-            input_shape=self.splits.input_shape,
-            num_classes=self.splits.num_classes,
-            input_scale=self.splits.input_scale,
-            name=name,
-        )
+        return models.build_for(model_config, self.splits, name=name)
 
     def _optimizer(self, epochs):
         opt = self.config.optimizer
@@ -186,18 +204,20 @@ class _Trainer:
 
     def supervised(self, name, model_config):
         """Trains a model on the labels alone (the teacher, or the baseline student)."""
+        if self.state.finished(name):
+            return self._reuse(name)
         with self.strategy.scope():
             model = self._build(model_config, name)
             model.compile(
                 optimizer=self._optimizer(model_config.epochs),
                 loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                 metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
-                steps_per_execution=self.config.steps_per_execution,
+                steps_per_execution=self.steps_per_execution,
             )
-        history, seconds = self._fit(
-            model, self._train_ds(), self.val_ds, model_config.epochs, name
+        fitted = self._fit(
+            model, self._train_ds, self.val_ds, model_config.epochs, name
         )
-        return model, self._finish(name, model, history, seconds)
+        return model, self._finish(name, model, *fitted)
 
     def distill(self, teacher):
         """Distils `teacher` into a fresh student built from config.student.
@@ -208,6 +228,8 @@ class _Trainer:
         and its logits travel with each example; otherwise it runs in every step.
         Both give the same loss on the same batch (tests/test_distiller.py).
         """
+        if self.state.finished("distilling"):
+            return self._reuse("distilling")[1]
         cfg = self.config.distill
         epochs = cfg.epochs or self.config.student.epochs
         train_logits = val_logits = None
@@ -231,7 +253,6 @@ class _Trainer:
             )
         else:
             logging.info("The teacher runs in every training step (not cached).")
-        train_ds = self._train_ds(train_logits)
         val_ds = (
             self.val_ds
             if val_logits is None
@@ -253,11 +274,17 @@ class _Trainer:
             )
             distiller.compile(
                 optimizer=self._optimizer(epochs),
-                steps_per_execution=self.config.steps_per_execution,
+                steps_per_execution=self.steps_per_execution,
             )
-        history, seconds = self._fit(distiller, train_ds, val_ds, epochs, "distilling")
+        fitted = self._fit(
+            distiller,
+            lambda epoch_range: self._train_ds(epoch_range, train_logits),
+            val_ds,
+            epochs,
+            "distilling",
+        )
         return self._finish(
-            "distilling", student, history, seconds, teacher_seconds=teacher_seconds
+            "distilling", student, *fitted, teacher_seconds=teacher_seconds
         )
 
     def _teacher_logits(self, teacher, x):
@@ -267,40 +294,73 @@ class _Trainer:
         logits = teacher.predict(ds, verbose=0)
         return logits.astype(cfg.cache_dtype)
 
-    def _fit(self, model, train_ds, val_ds, epochs, name):
+    def _fit(self, model, make_train_ds, val_ds, epochs, name):
+        """Fits `model`, resuming from its backup if a crashed run left one.
+
+        Returns the logs of every epoch (those before a crash included), and the
+        seconds and the number of epochs this process spent fitting.
+        """
+        backup_dir = self.state.model_dir(name)
+        start_epoch = resume.start_epoch(backup_dir)
+        history = resume.history_so_far(backup_dir, start_epoch)
+        if start_epoch:
+            logging.info(
+                "Resuming %s at epoch %d of %d from the backup in %s",
+                name,
+                start_epoch + 1,
+                epochs,
+                backup_dir,
+            )
         callbacks = [
             keras.callbacks.TensorBoard(
                 log_dir=os.path.join(self.tensorboard_dir, name), profile_batch=0
-            )
+            ),
+            resume.StopOnNaN(name, self.steps_per_epoch),
         ]
         es = self.config.early_stopping
         if es.patience > 0:
             callbacks.append(
-                keras.callbacks.EarlyStopping(
+                resume.ResumableEarlyStopping(
+                    backup_dir,
                     monitor=es.monitor,
                     mode="max" if es.monitor.endswith("accuracy") else "min",
                     patience=es.patience,
                     restore_best_weights=True,
                 )
             )
+        callbacks += [
+            resume.HistoryBackup(backup_dir, history),  # before the weights' backup
+            keras.callbacks.BackupAndRestore(
+                backup_dir, double_checkpoint=True, delete_checkpoint=False
+            ),
+        ]
         logging.info("Training %s for up to %d epochs", name, epochs)
         start = time.perf_counter()
-        history = model.fit(
-            train_ds,
-            validation_data=val_ds,
-            epochs=epochs,
-            callbacks=callbacks,
-            shuffle=False,  # the pipeline reshuffles with the run's seed
-            # A progress bar on a terminal, one line per epoch in logs and CI.
-            verbose=1 if sys.stdout.isatty() else 2,
-        )
-        return history.history, time.perf_counter() - start
+        try:
+            model.fit(
+                make_train_ds(range(start_epoch, epochs)),
+                validation_data=val_ds,
+                epochs=epochs,
+                steps_per_epoch=self.steps_per_epoch,
+                callbacks=callbacks,
+                shuffle=False,  # the pipeline shuffles with the run's seed
+                # A progress bar on a terminal, one line per epoch in logs and CI.
+                verbose=1 if sys.stdout.isatty() else 2,
+            )
+        except resume.TrainingDiverged:
+            shutil.rmtree(backup_dir, ignore_errors=True)  # resuming would diverge
+            raise
+        seconds = time.perf_counter() - start
+        return history, seconds, len(history.get("loss", [])) - start_epoch
 
-    def _finish(self, name, model, history, fit_seconds, teacher_seconds=0.0):
+    def _finish(
+        self, name, model, history, fit_seconds, fit_epochs, teacher_seconds=0.0
+    ):
         """Evaluates `model` on the test split and writes its part of the run dir.
 
-        `train_seconds` is the whole wall time (the teacher's caching pass
-        included); `examples_per_second` is the training throughput of the epochs.
+        `train_seconds` is the wall time of this process (the teacher's caching
+        pass included); `examples_per_second` is the training throughput of the
+        `fit_epochs` epochs it ran (after a resume, not those before the crash).
         """
         test_loss, test_accuracy = evaluate(model, self.test_ds)
         epochs_run = len(history["loss"])
@@ -320,14 +380,17 @@ class _Trainer:
             "epochs_run": epochs_run,
             "train_seconds": fit_seconds + teacher_seconds,
             "teacher_pass_seconds": teacher_seconds,
-            "examples_per_second": len(self.splits.y_train) * epochs_run / fit_seconds,
+            "examples_per_second": len(self.splits.y_train) * fit_epochs / fit_seconds,
             "params": model.count_params(),
             "saved_model_bytes": artefact_bytes["saved_model"],
             "artefact_bytes": artefact_bytes,
             "data": {"source": self.splits.source, **self.splits.sizes()},
+            "strategy": type(self.strategy).__name__,
+            "replicas": self.strategy.num_replicas_in_sync,
             "history": {k: [float(v) for v in vs] for k, vs in history.items()},
         }
         outputs.write_json(os.path.join(model_dir, "metrics.json"), metrics)
+        self.state.mark_finished(name)
         logging.info(
             "%s: test accuracy %.4f, test loss %.4f, %d epochs in %.1f s",
             name,

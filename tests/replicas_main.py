@@ -1,0 +1,92 @@
+"""One replica against two, in a fresh process (tests/test_distribute.py runs it).
+
+The CPU is split into two logical devices before TensorFlow starts; then the same
+distillation runs under the default strategy and under MirroredStrategy over the two
+devices, from the same weights on the same batches, and the per-step losses and
+final weights are printed as JSON for the test to compare.
+
+    python tests/replicas_main.py OUT.json
+"""
+
+import json
+import os
+import sys
+
+import tensorflow as tf
+
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(
+    cpu, [tf.config.LogicalDeviceConfiguration()] * 2
+)
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import keras  # noqa: E402
+
+from configs import default  # noqa: E402
+from tf_distill import data, distribute, models  # noqa: E402
+from tf_distill.distiller import Distiller  # noqa: E402
+
+
+class StepLosses(keras.callbacks.Callback):
+    """The loss after each step: the mean over the examples seen so far, which
+    agrees between two runs exactly when each step's loss does."""
+
+    def __init__(self):
+        super().__init__()
+        self.means = []
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.means.append(float(logs["loss"]))
+
+
+def distil(strategy, splits, config):
+    """One epoch of distillation under `strategy`; (step losses, weights)."""
+    with strategy.scope():
+        keras.utils.set_random_seed(0)
+        teacher = models.build_for(config.teacher, splits, name="teacher")
+        keras.utils.set_random_seed(1)
+        student = models.build_for(config.student, splits, name="student")
+        distiller = Distiller(
+            student=student, teacher=teacher, temperature=4.0, alpha=0.1
+        )
+        distiller.compile(optimizer=keras.optimizers.Adam(1e-2))
+    ds = data.pipeline(
+        splits.x_train,
+        splits.y_train,
+        batch_size=config.batch_size,
+        shuffle_seed=0,
+        epochs=range(1),
+    )
+    steps = StepLosses()
+    steps_per_epoch = -(-len(splits.y_train) // config.batch_size)
+    distiller.fit(
+        ds,
+        epochs=1,
+        steps_per_epoch=steps_per_epoch,
+        callbacks=[steps],
+        verbose=0,
+        shuffle=False,
+    )
+    return steps.means, [w.numpy().tolist() for w in student.weights]
+
+
+def main(out_path):
+    config = default.get_config()
+    config.teacher.layers = (32,)
+    config.student.layers = (16,)
+    splits = data.load(config)  # 1,293 training images: the last batch has 13
+    one = distribute.make_strategy("auto")
+    two = distribute.make_strategy("mirrored")
+    results = {"replicas": [], "losses": [], "weights": []}
+    for strategy in (one, two):
+        losses, weights = distil(strategy, splits, config)
+        results["replicas"].append(strategy.num_replicas_in_sync)
+        results["losses"].append(losses)
+        results["weights"].append(weights)
+    with open(out_path, "w") as f:
+        json.dump(results, f)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])

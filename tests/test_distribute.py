@@ -1,0 +1,115 @@
+"""Several replicas and workers, on this machine's CPU.
+
+Replicas: the CPU split into two logical devices (tests/replicas_main.py, in a
+fresh process). Workers: local processes on 127.0.0.1 ports with TF_CONFIG.
+"""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import types
+
+import numpy as np
+import pytest
+
+from tests.conftest import REPO, tiny_flags
+from tests.test_main import MAIN, run_main
+from tf_distill import distribute
+
+ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
+
+
+def test_two_replicas_give_the_losses_and_weights_of_one(tmp_path):
+    """The loss is averaged over the global batch, by construction: with the
+    same data, seed and weights, MirroredStrategy over 2 devices retraces one
+    device, including the epoch's last batch (13 images, split 7 + 6)."""
+    proc = subprocess.run(
+        [sys.executable, os.path.join(REPO, "tests", "replicas_main.py"), "out.json"],
+        cwd=tmp_path,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = json.loads((tmp_path / "out.json").read_text())
+    assert results["replicas"] == [1, 2]
+    one, two = results["losses"]
+    assert len(one) == len(two) == 21
+    np.testing.assert_allclose(two, one, atol=1e-5, rtol=0)
+    for w_one, w_two in zip(*results["weights"], strict=True):
+        np.testing.assert_allclose(w_two, w_one, atol=1e-5, rtol=0)
+
+
+def test_the_global_batch_must_split_evenly_across_replicas():
+    two_replicas = types.SimpleNamespace(num_replicas_in_sync=2)
+    distribute.check_batch_size(64, two_replicas)
+    with pytest.raises(ValueError, match="batch_size=65 is the global batch"):
+        distribute.check_batch_size(65, two_replicas)
+
+
+def test_multi_worker_needs_tf_config(tmp_path, monkeypatch):
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    with pytest.raises(ValueError, match="needs the TF_CONFIG environment"):
+        distribute.make_strategy("multi_worker")
+
+
+def _free_ports(n):
+    sockets = [socket.socket() for _ in range(n)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+@pytest.mark.slow
+def test_two_workers_distil_and_only_the_chief_writes(tmp_path):
+    proc = run_main(tmp_path, "--model=teacher", "--workdir=chief", *tiny_flags())
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    teacher = tmp_path / "chief" / "teacher" / "model.keras"
+
+    cluster = {"worker": [f"127.0.0.1:{p}" for p in _free_ports(2)]}
+    workers = []
+    for index, workdir in enumerate(("chief", "other")):
+        tf_config = {"cluster": cluster, "task": {"type": "worker", "index": index}}
+        workers.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    MAIN,
+                    "--model=distilling",
+                    f"--workdir={workdir}",
+                    "--config.strategy=multi_worker",
+                    f"--config.teacher_path={teacher}",
+                    *tiny_flags(),
+                ],
+                cwd=tmp_path,
+                env=dict(ENV, TF_CONFIG=json.dumps(tf_config)),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
+    try:
+        outs = [w.communicate(timeout=600) for w in workers]
+    finally:
+        for w in workers:
+            w.kill()
+    for w, (_, err) in zip(workers, outs, strict=True):
+        assert w.returncode == 0, err[-3000:]
+    assert "with 2 replica(s), global batch 64 (32 per replica)" in outs[0][1]
+
+    distilled = tmp_path / "chief" / "distilling"
+    metrics = json.loads((distilled / "metrics.json").read_text())
+    assert metrics["epochs_run"] == 2 and metrics["replicas"] == 2
+    assert (distilled / "model.keras").is_file()
+    assert (distilled / "saved_model" / "saved_model.pb").is_file()
+    assert (tmp_path / "tensorboard" / "default" / "distilling" / "train").is_dir()
+    # The other worker wrote to scratch, removed at the end: nothing of it is left.
+    assert not (tmp_path / "other").exists()
+    leftovers = [p for p in (tmp_path / "chief").iterdir() if p.name.startswith(".")]
+    assert not leftovers, leftovers

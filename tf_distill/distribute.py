@@ -1,0 +1,125 @@
+"""Several devices and machines: the `tf.distribute` strategy and who writes what.
+
+`config.strategy` picks TensorFlow's own strategy; `config.batch_size` is always the
+*global* batch, split evenly across replicas, so the learning-rate schedule, the
+number of steps and the loss (averaged over the global batch) are the same on one
+device or many. Under `multi_worker` every worker trains, but only the chief writes
+the run directory and TensorBoard's logs; the others write to a scratch folder
+inside the workdir that is removed when the run ends.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+
+import tensorflow as tf
+
+STRATEGIES = ("auto", "mirrored", "multi_worker", "one_device")
+
+
+def make_strategy(name: str) -> tf.distribute.Strategy:
+    """The `tf.distribute` strategy that `config.strategy` names.
+
+    - `auto`: MirroredStrategy when more than one GPU is visible, else the default.
+    - `mirrored`: MirroredStrategy over every GPU, or, with none, over every
+      logical CPU device (one unless split with
+      `tf.config.set_logical_device_configuration`, as the tests do).
+    - `multi_worker`: MultiWorkerMirroredStrategy; the cluster comes from the
+      `TF_CONFIG` environment variable.
+    - `one_device`: OneDeviceStrategy on the first GPU, else the CPU.
+    """
+    if name == "multi_worker":
+        if "TF_CONFIG" not in os.environ:
+            raise ValueError(
+                "config.strategy='multi_worker' needs the TF_CONFIG environment "
+                "variable describing the cluster (see the README's multi-worker "
+                "section)"
+            )
+        return _reduce_nested(tf.distribute.MultiWorkerMirroredStrategy())
+    if name == "auto":
+        gpus = tf.config.list_logical_devices("GPU")
+        if len(gpus) > 1:
+            return tf.distribute.MirroredStrategy()
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        devices = tf.config.list_logical_devices(
+            "GPU"
+        ) or tf.config.list_logical_devices("CPU")
+        return tf.distribute.MirroredStrategy([d.name for d in devices])
+    if name == "one_device":
+        gpus = tf.config.list_logical_devices("GPU")
+        return tf.distribute.OneDeviceStrategy(gpus[0].name if gpus else "/cpu:0")
+    raise ValueError(f"Unknown strategy {name!r}; valid: {', '.join(STRATEGIES)}")
+
+
+def _reduce_nested(strategy):
+    """MultiWorkerMirroredStrategy whose `reduce` takes nested structures.
+
+    Keras 3's `fit` does not work with MultiWorkerMirroredStrategy as it comes
+    (keras-team/keras#20585, tensorflow/tensorflow#72388): it reduces a first
+    (x, y) batch with `strategy.reduce`, whose multi-worker version, unlike
+    MirroredStrategy's, fails on a tuple ("Attempt to convert a value
+    (PerReplica...)"), and it averages each step's scalar logs with `axis=0`,
+    which fails on a scalar. This reduces each tensor of a structure on its own,
+    a scalar across replicas only, on this strategy object alone.
+    """
+    reduce = strategy.reduce
+
+    def reduce_one(reduce_op, value, axis):
+        local = strategy.experimental_local_results(value)[0]
+        if axis is not None and local.shape.rank == 0:
+            axis = None  # a scalar per replica: the mean across replicas
+        return reduce(reduce_op, value, axis=axis)
+
+    def reduce_each(reduce_op, value, axis=None):
+        return tf.nest.map_structure(lambda v: reduce_one(reduce_op, v, axis), value)
+
+    strategy.reduce = reduce_each
+    return strategy
+
+
+def check_batch_size(batch_size: int, strategy: tf.distribute.Strategy) -> None:
+    """The global batch must split evenly across replicas."""
+    replicas = strategy.num_replicas_in_sync
+    if batch_size % replicas:
+        raise ValueError(
+            f"config.batch_size={batch_size} is the global batch and must be a "
+            f"multiple of the {replicas} replicas"
+        )
+
+
+def is_chief(strategy: tf.distribute.Strategy) -> bool:
+    """True unless this process is a non-chief worker of a multi-worker cluster."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.cluster_spec().as_dict():
+        return True
+    task_type, task_id = resolver.task_type, resolver.task_id
+    if task_type == "chief":
+        return True
+    has_chief = "chief" in resolver.cluster_spec().as_dict()
+    return task_type == "worker" and task_id == 0 and not has_chief
+
+
+@contextlib.contextmanager
+def output_dirs(strategy, workdir: str, tensorboard_dir: str):
+    """(workdir, tensorboard_dir) this process writes to; scratch for non-chiefs.
+
+    A non-chief worker must still save everything the chief saves (saving can
+    involve collective ops that every worker joins), so it writes to
+    `<workdir>/.worker-<type>-<id>/`, the same place on every restart (its
+    BackupAndRestore backups live there), removed when the run succeeds.
+    """
+    if is_chief(strategy):
+        yield workdir, tensorboard_dir
+        return
+    resolver = strategy.cluster_resolver
+    created_workdir = not os.path.exists(workdir)
+    scratch = os.path.join(workdir, f".worker-{resolver.task_type}-{resolver.task_id}")
+    yield scratch, os.path.join(scratch, "tensorboard")
+    # Only after success: a crashed worker resumes from the backups kept there.
+    shutil.rmtree(scratch, ignore_errors=True)
+    if created_workdir:
+        with contextlib.suppress(OSError):
+            os.rmdir(workdir)  # only if empty: never the chief's files
