@@ -278,22 +278,31 @@ def pipeline(
         tensors = (x,)
     else:
         tensors = (x, y) if extra is None else (x, y, extra)
-    ds = tf.data.Dataset.from_tensor_slices(tensors)
     if shuffle_seed is None:
-        ds = ds.batch(batch_size)
+        ds = tf.data.Dataset.from_tensor_slices(tensors).batch(batch_size)
     else:
         if epochs is None:
             raise ValueError("a shuffled pipeline needs the epochs it covers")
-        examples = ds
+        columns = tuple(tf.constant(t) for t in tensors)
+        seed = tf.constant(shuffle_seed, tf.int64)
 
         def one_epoch(epoch):
-            seed = tf.constant(shuffle_seed, tf.int64) * 1_000_003 + epoch
-            shuffled = examples.shuffle(
-                len(x), seed=seed, reshuffle_each_iteration=False
+            # Stateless: the permutation is a function of (seed, epoch) alone,
+            # whatever TensorFlow's global seed or how many epochs ran before.
+            order = tf.random.experimental.stateless_shuffle(
+                tf.range(len(x), dtype=tf.int64), seed=tf.stack([seed, epoch])
             )
-            return shuffled.batch(batch_size)
+            return tf.data.Dataset.from_tensor_slices(order).batch(batch_size)
 
-        ds = tf.data.Dataset.range(epochs.start, epochs.stop).flat_map(one_epoch)
+        ds = (
+            tf.data.Dataset.range(epochs.start, epochs.stop)
+            .flat_map(one_epoch)
+            .map(
+                lambda idx: tuple(tf.gather(c, idx) for c in columns),
+                num_parallel_calls=tf.data.AUTOTUNE,
+                deterministic=True,
+            )
+        )
     # Cast after batching: one vectorised op per batch instead of one per example.
     ds = ds.map(
         lambda x, *rest: (tf.cast(x, tf.float32), *rest),
