@@ -30,6 +30,10 @@ def get_config() -> ml_collections.ConfigDict:
     # (not plain None) so that --config.data_dir=... can set them.
     config.data_dir = ml_collections.config_dict.placeholder(str)
     config.validation_fraction = 0.1  # carved from the training split, fixed seed
+    # image_folder only (configs/image_folder.py): images are resized to this
+    # (height, width) and read as "rgb" or "grayscale".
+    config.image_size = (64, 64)
+    config.color_mode = "rgb"
     config.split_seed = 0  # the data split never changes with config.seed
     config.seed = 42  # seeds Python, NumPy and TensorFlow
     # True: TensorFlow's op determinism, so two runs give identical weights (slower
@@ -37,17 +41,22 @@ def get_config() -> ml_collections.ConfigDict:
     config.deterministic = False
     config.batch_size = 64  # global batch size, across all replicas
 
-    # Models. `layers` are Dense units (mlp) or Conv2D filters (cnn).
+    # Models. `arch`: "mlp", "cnn" or a Keras Applications name (models.APPLICATIONS).
+    # `layers` are Dense units (mlp) or Conv2D filters (cnn); applications ignore it.
     config.teacher = ml_collections.ConfigDict()
     config.teacher.arch = "mlp"
     config.teacher.layers = (256, 128)
     config.teacher.dropout = 0.2
+    # A local weights file for a Keras Applications arch; None: random weights.
+    config.teacher.weights = ml_collections.config_dict.placeholder(str)
     config.teacher.epochs = 100
 
     config.student = ml_collections.ConfigDict()
     config.student.arch = "mlp"
     config.student.layers = (16,)
     config.student.dropout = 0.0
+    # A local weights file for a Keras Applications arch; None: random weights.
+    config.student.weights = ml_collections.config_dict.placeholder(str)
     config.student.epochs = 100  # student alone, and distilling unless distill.epochs
 
     # An existing .keras teacher to distil from (--model=distilling).
@@ -71,6 +80,15 @@ def get_config() -> ml_collections.ConfigDict:
     # "bfloat16" runs the caching pass on a bfloat16 copy of the teacher: faster on
     # CPUs with AVX512-BF16/AMX and on GPUs/TPUs, slower without (benchmarks/README).
     config.distill.teacher_dtype = "float32"
+
+    # Training-time augmentation of the training split (tf_distill/augment.py);
+    # all off by default. Teacher and student see the same augmented batch, and
+    # the teacher's logits are then computed in every step, not cached.
+    config.augment = ml_collections.ConfigDict()
+    config.augment.translate = 0  # pixels each way (Hinton et al.: 2 on MNIST)
+    config.augment.flip = "none"  # "horizontal" | "vertical" | both: see FLIPS
+    config.augment.rotation = 0.0  # degrees each way
+    config.augment.color_jitter = 0.0  # brightness/contrast fraction, RGB only
 
     # Optimisation: Adam with cosine decay over all training steps.
     config.optimizer = ml_collections.ConfigDict()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ml_collections
 
-from tf_distill import losses, models
+from tf_distill import augment, losses, models
 from tf_distill.distribute import STRATEGIES
 
 MIXED_PRECISION = (None, "mixed_bfloat16", "mixed_float16")
@@ -102,6 +102,23 @@ def validate(config: ml_collections.ConfigDict) -> None:
     )
     check(
         isinstance(config.export.tflite, bool), "export.tflite", "expected True/False"
+    )
+    check(
+        isinstance(config.augment.translate, int) and config.augment.translate >= 0,
+        "augment.translate",
+        "expected a whole number of pixels >= 0",
+    )
+    check(
+        config.augment.flip in augment.FLIPS,
+        "augment.flip",
+        f"valid: {', '.join(augment.FLIPS)}",
+    )
+    check(0 <= config.augment.rotation < 180, "augment.rotation", "degrees in [0, 180)")
+    check(0 <= config.augment.color_jitter < 1, "augment.color_jitter", "in [0, 1)")
+    check(
+        len(config.image_size) == 2 and all(int(n) > 0 for n in config.image_size),
+        "image_size",
+        "expected (height, width), both positive",
     )
     positive_int("export.representative_examples")
     check(config.strategy in STRATEGIES, "strategy", f"valid: {', '.join(STRATEGIES)}")

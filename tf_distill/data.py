@@ -22,6 +22,8 @@ import ml_collections
 import numpy as np
 import tensorflow as tf
 
+from tf_distill import image_folder
+
 # The four standard IDX gzip files of MNIST and Fashion-MNIST.
 IDX_FILES = {
     "train_images": "train-images-idx3-ubyte.gz",
@@ -48,7 +50,7 @@ CLASS_NAMES = {
 }
 
 # Names handled here; anything else must be a TensorFlow Datasets name.
-LOCAL_DATASETS = ("digits", "idx")
+LOCAL_DATASETS = ("digits", "idx", "image_folder")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,6 +101,8 @@ def load(config: ml_collections.ConfigDict) -> Splits:
             "config.dataset='idx' needs config.data_dir: the folder "
             f"holding {', '.join(IDX_FILES.values())}"
         )
+    elif name == "image_folder":
+        return _load_image_folder(config)
     elif name == "digits":
         x_train, y_train, x_test, y_test = _load_digits(config.split_seed)
         scale, source = 16.0, "sklearn.datasets.load_digits"
@@ -122,6 +126,32 @@ def load(config: ml_collections.ConfigDict) -> Splits:
         input_scale=scale,
         class_names=class_names,
         source=source,
+    )
+
+
+def _load_image_folder(config):
+    """`config.data_dir` as train/ and val/ (and test/) folders of class folders."""
+    if config.data_dir is None:
+        raise ValueError(
+            "config.dataset='image_folder' needs config.data_dir: the folder "
+            "holding train/ and val/ (and optionally test/) class sub-folders"
+        )
+    train, val, test, names = image_folder.load(
+        config.data_dir, image_size=config.image_size, color_mode=config.color_mode
+    )
+    if val is None:  # no test/ folder: val/ is held out for the final test
+        val_and_train = _carve_validation(
+            *train, config.validation_fraction, config.split_seed
+        )
+        train, val = val_and_train[:2], val_and_train[2:]
+    return Splits(
+        *train,
+        *val,
+        *test,
+        num_classes=len(names),
+        input_scale=255.0,
+        class_names=names,
+        source=f"image_folder:{os.path.abspath(config.data_dir)}",
     )
 
 
@@ -258,6 +288,7 @@ def pipeline(
     extra: np.ndarray | None = None,
     shuffle_seed: int | None = None,
     epochs: range | None = None,
+    augment=None,
 ) -> tf.data.Dataset:
     """Batches (x, y) — or (x, y, extra), or x alone — into a tf.data pipeline.
 
@@ -273,6 +304,8 @@ def pipeline(
             order, one epoch.
         epochs: the training epochs this dataset covers, e.g. range(2, 10) for a
             run resumed at its third epoch.
+        augment: a Keras layer applied to each float32 batch of images with
+            training=True (tf_distill/augment.py); None for evaluation pipelines.
     """
     if y is None:
         tensors = (x,)
@@ -308,4 +341,8 @@ def pipeline(
         lambda x, *rest: (tf.cast(x, tf.float32), *rest),
         num_parallel_calls=tf.data.AUTOTUNE,
     )
+    if augment is not None:
+        # Sequential (no parallel calls): the random draws then come in the same
+        # order in every run with the same seed.
+        ds = ds.map(lambda x, *rest: (augment(x, training=True), *rest))
     return ds.prefetch(tf.data.AUTOTUNE)

@@ -9,6 +9,7 @@ exponentiates.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 
 import keras
@@ -53,7 +54,42 @@ def cnn(inputs, *, layers: Sequence[int], dropout: float):
     return x
 
 
-MODELS = {"mlp": mlp, "cnn": cnn}
+def application(name: str):
+    """A Keras Applications network by name, headless, as a features body.
+
+    Built with `weights=None` (random initial weights) or a local weights file
+    (`config.teacher.weights`; nothing is downloaded), average-pooled features
+    out. It gets pixels scaled to 0..255, what MobileNetV3 and EfficientNet expect
+    (their own preprocessing is inside them); ResNet50's ImageNet weights would
+    expect caffe-style inputs, which are not applied: use it from random weights
+    or with weights trained on 0..255 inputs.
+    """
+
+    def body(inputs, *, layers, dropout, weights=None):
+        del layers  # the architecture is fixed by its name
+        if weights is not None and not os.path.isfile(weights):
+            raise FileNotFoundError(f"Weights file not found: {weights}")
+        network = getattr(keras.applications, APPLICATIONS[name])(
+            include_top=False,
+            weights=weights,
+            input_shape=tuple(inputs.shape[1:]),
+            pooling="avg",
+        )
+        x = network(inputs)
+        if dropout:
+            x = keras.layers.Dropout(dropout)(x)
+        return x
+
+    return body
+
+
+# Keras Applications usable as teacher or student, by config name.
+APPLICATIONS = {
+    "resnet50": "ResNet50",
+    "mobilenet_v3_small": "MobileNetV3Small",
+    "efficientnet_b0": "EfficientNetB0",
+}
+MODELS = {"mlp": mlp, "cnn": cnn, **{name: application(name) for name in APPLICATIONS}}
 
 
 def build(
@@ -74,11 +110,24 @@ def build(
             f"Unknown model arch {model_config.arch!r}; valid: {', '.join(MODELS)}"
         )
     inputs = keras.Input(shape=tuple(input_shape), name="pixels")
-    x = keras.layers.Rescaling(1.0 / input_scale, name="rescale")(inputs)
+    body_options = {
+        "layers": tuple(model_config.layers),
+        "dropout": model_config.dropout,
+    }
+    weights = model_config.get("weights")
+    if model_config.arch in APPLICATIONS:
+        scale = 255.0 / input_scale  # applications take 0..255
+        body_options["weights"] = weights
+    elif weights is not None:
+        raise ValueError(
+            f"A weights file ({weights!r}) is for Keras Applications "
+            f"({', '.join(APPLICATIONS)}), not arch {model_config.arch!r}"
+        )
+    else:
+        scale = 1.0 / input_scale
+    x = keras.layers.Rescaling(scale, name="rescale")(inputs)
     # The body returns features; the float32 logits layer is common to all.
-    x = MODELS[model_config.arch](
-        x, layers=tuple(model_config.layers), dropout=model_config.dropout
-    )
+    x = MODELS[model_config.arch](x, **body_options)
     logits = keras.layers.Dense(num_classes, dtype="float32", name="logits")(x)
     return keras.Model(inputs, logits, name=name)
 

@@ -23,8 +23,18 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from tf_distill import (
+    augment,
+    data,
+    distribute,
+    export,
+    losses,
+    models,
+    outputs,
+    report,
+    resume,
+)
 from tf_distill import config as config_lib
-from tf_distill import data, distribute, export, losses, models, outputs, report, resume
 from tf_distill.distiller import Distiller
 
 MODES = ("teacher", "student", "distilling", "all")
@@ -178,6 +188,13 @@ class _Trainer:
             extra=teacher_logits,
             shuffle_seed=self.config.seed,
             epochs=epochs,
+            # A fresh augmentation, same seed, for every model: the same draws.
+            augment=augment.build(
+                self.config.augment,
+                input_shape=self.splits.input_shape,
+                input_scale=self.splits.input_scale,
+                seed=self.config.seed,
+            ),
         )
 
     def _reuse(self, name):
@@ -234,7 +251,10 @@ class _Trainer:
         epochs = cfg.epochs or self.config.student.epochs
         train_logits = val_logits = None
         teacher_seconds = 0.0
-        if cfg.cache_teacher_logits:
+        # Augmented images change every epoch, so their logits cannot be cached:
+        # the teacher runs in the step, on the student's augmented batch.
+        cache = cfg.cache_teacher_logits and not augment.enabled(self.config.augment)
+        if cache:
             start = time.perf_counter()
             inference_teacher = teacher_for_inference(
                 teacher, cfg.teacher_dtype, self.strategy
@@ -252,7 +272,12 @@ class _Trainer:
                 cfg.cache_dtype,
             )
         else:
-            logging.info("The teacher runs in every training step (not cached).")
+            logging.info(
+                "The teacher runs in every training step (not cached%s).",
+                ": the training images are augmented"
+                if cfg.cache_teacher_logits
+                else "",
+            )
         val_ds = (
             self.val_ds
             if val_logits is None
@@ -268,7 +293,7 @@ class _Trainer:
             distiller = Distiller(
                 student=student,
                 # Unused with cached logits; then the teacher is not even traced.
-                teacher=None if cfg.cache_teacher_logits else teacher,
+                teacher=None if cache else teacher,
                 temperature=cfg.temperature,
                 alpha=cfg.alpha,
             )

@@ -1,0 +1,213 @@
+"""Image folders, Keras Applications models and augmentation, on generated images."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tests.conftest import REPO
+from tests.test_main import run_main
+from tf_distill import augment, data, models
+from tf_distill.distiller import Distiller
+
+CLASSES = ("daisy", "rose", "tulip")
+
+
+def write_images(folder, per_class, *, seed, size=(20, 24)):
+    """`per_class` PNGs per class; each class has its own dominant colour."""
+    rng = np.random.default_rng(seed)
+    for label, name in enumerate(CLASSES):
+        (folder / name).mkdir(parents=True)
+        for i in range(per_class):
+            image = rng.integers(0, 60, (*size, 3), dtype=np.uint8)
+            image[..., label] += 180
+            png = tf.io.encode_png(image).numpy()
+            (folder / name / f"{i}.png").write_bytes(png)
+
+
+@pytest.fixture
+def image_dir(tmp_path):
+    root = tmp_path / "images"
+    write_images(root / "train", 12, seed=0)
+    write_images(root / "val", 4, seed=1)
+    return root
+
+
+def image_config(image_dir, **overrides):
+    from configs import image_folder
+
+    config = image_folder.get_config()
+    config.name = "image_folder"
+    config.data_dir = str(image_dir)
+    config.image_size = (32, 32)
+    for key, value in overrides.items():
+        section, _, field = key.rpartition(".")
+        (config[section] if section else config)[field] = value
+    return config
+
+
+def test_an_image_folder_loads_with_honest_splits(image_dir):
+    splits = data.load(image_config(image_dir, validation_fraction=0.25))
+    assert splits.class_names == CLASSES
+    assert splits.sizes() == {"train": 27, "validation": 9, "test": 12}  # val/ tests
+    assert splits.x_train.dtype == np.uint8 and splits.input_shape == (32, 32, 3)
+    assert splits.input_scale == 255.0
+    assert sorted(np.bincount(splits.y_test)) == [4, 4, 4]
+    # The class colour survives loading and resizing: red images are mostly red.
+    red = splits.x_test[splits.y_test == 0].astype(float).mean(axis=(0, 1, 2))
+    assert red[0] > red[1] + 100 and red[0] > red[2] + 100
+
+
+def test_a_test_folder_makes_val_the_validation_split(image_dir):
+    write_images(image_dir / "test", 2, seed=2)
+    splits = data.load(image_config(image_dir))
+    assert splits.sizes() == {"train": 36, "validation": 12, "test": 6}
+
+
+def test_an_empty_image_folder_is_named(image_dir):
+    (image_dir / "empty" / "train").mkdir(parents=True)
+    with pytest.raises(ValueError, match=r"empty/train has no class sub-folders"):
+        data.load(image_config(image_dir / "empty"))
+
+
+def test_a_class_folder_without_images_is_named(image_dir):
+    (image_dir / "train" / "weed").mkdir()
+    (image_dir / "train" / "weed" / "notes.txt").write_text("no images here")
+    with pytest.raises(ValueError, match=r"train/weed holds no images"):
+        data.load(image_config(image_dir))
+
+
+def test_val_must_have_the_training_classes(image_dir):
+    (image_dir / "val" / "rose").rename(image_dir / "val" / "roses")
+    with pytest.raises(ValueError, match=r"val has classes .*'roses'.* training"):
+        data.load(image_config(image_dir))
+
+
+def test_a_missing_val_folder_is_named(image_dir, tmp_path):
+    import shutil
+
+    shutil.rmtree(image_dir / "val")
+    with pytest.raises(FileNotFoundError, match=r"Image folder not found: .*val"):
+        data.load(image_config(image_dir))
+
+
+@pytest.mark.slow
+def test_an_image_folder_trains_end_to_end_with_every_model(image_dir, tmp_path):
+    proc = run_main(
+        tmp_path,
+        "--model=all",
+        "--workdir=run",
+        f"--config.data_dir={image_dir}",
+        "--config.image_size=(32,32)",
+        "--config.teacher.epochs=2",
+        "--config.student.epochs=2",
+        "--config.early_stopping.patience=0",
+        config=f"{REPO}/configs/image_folder.py",
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "not cached: the training images are augmented" in proc.stderr
+    run = tmp_path / "run"
+    report = json.loads((run / "report.json").read_text())
+    assert set(report["models"]) == {"teacher", "student", "distilling"}
+    for model in ("teacher", "student", "distilling"):
+        names = (run / model / "class_names.txt").read_text().splitlines()
+        assert names == list(CLASSES)
+    served = tf.saved_model.load(str(run / "distilling" / "saved_model"))
+    got = served.signatures["class_names"]()["class_names"].numpy()
+    assert [n.decode() for n in got] == list(CLASSES)
+    out = served.signatures["serving_default"](
+        pixels=tf.zeros([1, 32, 32, 3], tf.uint8)
+    )
+    assert out["class_name"].numpy()[0].decode() in CLASSES
+
+
+def three_class_model(model_config, input_shape, input_scale):
+    return models.build(
+        model_config,
+        input_shape=input_shape,
+        num_classes=3,
+        input_scale=input_scale,
+        name="teacher",
+    )
+
+
+@pytest.mark.parametrize("arch", sorted(models.APPLICATIONS))
+def test_keras_applications_build_as_teacher_or_student(arch):
+    from configs import default
+
+    model_config = default.get_config().teacher
+    model_config.arch = arch
+    model = three_class_model(model_config, (32, 32, 3), 255.0)
+    assert model.output_shape == (None, 3)
+    assert model.get_layer("logits").dtype == "float32"
+
+
+def test_application_weights_must_exist_and_fit_the_arch():
+    from configs import default
+
+    model_config = default.get_config().teacher
+    model_config.weights = "/nowhere/weights.h5"
+    with pytest.raises(ValueError, match="is for Keras Applications"):
+        three_class_model(model_config, (8, 8, 1), 16.0)
+    model_config.arch = "mobilenet_v3_small"
+    with pytest.raises(FileNotFoundError, match="/nowhere/weights.h5"):
+        three_class_model(model_config, (32, 32, 3), 255.0)
+
+
+class Recording(keras.Model):
+    """Wraps a model and keeps every input it is called on (eager runs only)."""
+
+    def __init__(self, inner):
+        super().__init__()
+        self.inner = inner
+        self.seen = []
+
+    def call(self, x, training=False):
+        self.seen.append(np.array(x))
+        return self.inner(x, training=training)
+
+
+def test_teacher_and_student_see_the_same_augmented_batch(image_dir):
+    config = image_config(image_dir)
+    splits = data.load(config)
+    layer = augment.build(
+        config.augment, input_shape=splits.input_shape, input_scale=255.0, seed=0
+    )
+
+    def first_epoch(augment_layer):
+        return data.pipeline(
+            splits.x_train,
+            splits.y_train,
+            batch_size=8,
+            shuffle_seed=0,
+            epochs=range(1),
+            augment=augment_layer,
+        )
+
+    train_ds = first_epoch(layer)
+    teacher = Recording(models.build_for(config.student, splits, name="teacher"))
+    student = Recording(models.build_for(config.student, splits, name="student"))
+    distiller = Distiller(student=student, teacher=teacher, temperature=2.0, alpha=0.5)
+    distiller.compile(optimizer="adam", run_eagerly=True)
+    distiller.fit(train_ds.take(1), epochs=1, verbose=0)
+
+    assert len(teacher.seen) == 1 and len(student.seen) == 1
+    np.testing.assert_array_equal(teacher.seen[0], student.seen[0])
+    # It really was augmented: not the raw images of that batch.
+    raw_x = next(iter(first_epoch(None)))[0].numpy()
+    assert not np.array_equal(student.seen[0], raw_x)
+    # Evaluation pipelines and models carry no augmentation.
+    eval_x = next(iter(data.pipeline(splits.x_val, splits.y_val, batch_size=8)))[0]
+    np.testing.assert_array_equal(eval_x.numpy(), splits.x_val[:8].astype(np.float32))
+    assert "augment" not in [layer.name for layer in student.inner.layers]
+
+
+def test_color_jitter_needs_rgb():
+    from configs import default
+
+    cfg = default.get_config().augment
+    cfg.color_jitter = 0.2
+    with pytest.raises(ValueError, match="color_jitter=0.2 needs RGB images"):
+        augment.build(cfg, input_shape=(8, 8, 1), input_scale=16.0, seed=0)

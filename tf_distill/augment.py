@@ -1,0 +1,79 @@
+"""Training-time augmentation (`config.augment`), in the training pipeline only.
+
+Augmentation runs in tf.data on each training batch, before the batch reaches the
+model, so:
+
+- when distilling, the teacher and the student see the *same* augmented batch: the
+  step gets one augmented `x` and the teacher runs on it inside the step. If each
+  saw its own random version, the soft targets would describe another image than
+  the one the student is learning from, and the KL term would be noise. (So with
+  augmentation the teacher's logits cannot be cached: it runs in every step.)
+- validation, test, the teacher's caching pass and every exported model see the
+  raw images: augmentation is never part of a model.
+"""
+
+from __future__ import annotations
+
+import keras
+import ml_collections
+
+FLIPS = ("none", "horizontal", "vertical", "horizontal_and_vertical")
+
+
+def enabled(cfg: ml_collections.ConfigDict) -> bool:
+    return bool(cfg.translate or cfg.flip != "none" or cfg.rotation or cfg.color_jitter)
+
+
+def build(
+    cfg: ml_collections.ConfigDict,
+    *,
+    input_shape,
+    input_scale: float,
+    seed: int,
+) -> keras.Sequential | None:
+    """The augmentation `cfg` asks for, on raw-valued float32 batches; None if off.
+
+    - `translate`: random shifts of up to this many pixels each way (Hinton et al.
+      2015 used +-2 px on MNIST); the uncovered border is filled with 0.
+    - `flip`: one of FLIPS.
+    - `rotation`: random rotations of up to this many degrees each way.
+    - `color_jitter`: random brightness and contrast changes of up to this
+      fraction (RGB images only).
+    """
+    if not enabled(cfg):
+        return None
+    height, width, channels = input_shape
+    layers = []
+    if cfg.translate:
+        layers.append(
+            keras.layers.RandomTranslation(
+                height_factor=cfg.translate / height,
+                width_factor=cfg.translate / width,
+                fill_mode="constant",
+                seed=seed,
+            )
+        )
+    if cfg.flip != "none":
+        layers.append(keras.layers.RandomFlip(cfg.flip, seed=seed))
+    if cfg.rotation:
+        layers.append(
+            keras.layers.RandomRotation(
+                cfg.rotation / 360.0, fill_mode="constant", seed=seed
+            )
+        )
+    if cfg.color_jitter:
+        if channels != 3:
+            raise ValueError(
+                f"config.augment.color_jitter={cfg.color_jitter} needs RGB images; "
+                f"these have {channels} channel(s)"
+            )
+        value_range = (0.0, float(input_scale))
+        layers += [
+            keras.layers.RandomBrightness(
+                cfg.color_jitter, value_range=value_range, seed=seed
+            ),
+            keras.layers.RandomContrast(
+                cfg.color_jitter, value_range=value_range, seed=seed
+            ),
+        ]
+    return keras.Sequential(layers, name="augment")
