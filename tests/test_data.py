@@ -202,3 +202,18 @@ def test_each_epochs_order_depends_on_the_seed_and_the_epoch_alone():
     assert orders(range(2), seed=0) == orders(range(2), seed=0)
     with pytest.raises(ValueError, match="needs the epochs"):
         data.pipeline(x, y, batch_size=4, shuffle_seed=3)
+
+
+def test_a_prepared_tfds_dataset_loads_offline_with_its_class_names(tmp_path):
+    """The tfds success path, offline: a builder prepared here from generated
+    examples (no download), then loaded by name from config.data_dir."""
+    from tests import tfds_tiny
+
+    tfds_tiny.TinyShapes(data_dir=str(tmp_path)).download_and_prepare()
+    splits = data.load(config_for("tiny_shapes", tmp_path))
+    assert splits.source == "tfds:tiny_shapes"
+    assert splits.class_names == ("dark", "mid", "light")
+    assert splits.sizes() == {"train": 36, "validation": 4, "test": 12}
+    assert splits.input_shape == (8, 8, 1) and splits.x_train.dtype == np.uint8
+    # Each image's value is 100 x its label, through tfds' encode and decode.
+    np.testing.assert_array_equal(splits.x_test[:, 0, 0, 0], 100 * splits.y_test)

@@ -91,6 +91,7 @@ def load(config: ml_collections.ConfigDict) -> Splits:
         FileNotFoundError: a named folder or file does not exist.
     """
     name, data_dir = config.dataset, config.data_dir
+    names = ()  # class names, when the source has them
     if data_dir is not None and not os.path.isdir(data_dir):
         raise FileNotFoundError(f"config.data_dir {data_dir!r} is not a folder")
     if data_dir is not None and (name == "idx" or _has_idx_files(data_dir)):
@@ -107,14 +108,17 @@ def load(config: ml_collections.ConfigDict) -> Splits:
         x_train, y_train, x_test, y_test = _load_digits(config.split_seed)
         scale, source = 16.0, "sklearn.datasets.load_digits"
     else:
-        x_train, y_train, x_test, y_test = _load_tfds(name, data_dir)
+        x_train, y_train, x_test, y_test, names = _load_tfds(name, data_dir)
         scale, source = 255.0, f"tfds:{name}"
 
     x_train, y_train, x_val, y_val = _carve_validation(
         x_train, y_train, config.validation_fraction, config.split_seed
     )
     num_classes = int(max(y_train.max(), y_test.max())) + 1
-    class_names = CLASS_NAMES.get(name, tuple(str(i) for i in range(num_classes)))
+    if names:  # a tfds ClassLabel's names
+        class_names, num_classes = names, len(names)
+    else:
+        class_names = CLASS_NAMES.get(name, tuple(str(i) for i in range(num_classes)))
     return Splits(
         x_train,
         y_train,
@@ -277,7 +281,9 @@ def _load_tfds(name, data_dir):
         ds = builder.as_dataset(split=split, batch_size=-1, as_supervised=True)
         images, labels = tfds.as_numpy(ds)
         arrays += [images.astype(np.uint8), labels.astype(np.int32)]
-    return tuple(arrays)
+    label = builder.info.features[builder.info.supervised_keys[1]]
+    names = tuple(getattr(label, "names", None) or ())
+    return (*arrays, names)
 
 
 def pipeline(
