@@ -197,11 +197,16 @@ class _Trainer:
             ),
         )
 
-    def _reuse(self, name):
-        """A model an interrupted run had finished: its model and metrics."""
+    def _reuse(self, name, *, load=True):
+        """A model an interrupted run had finished: its model (if `load`) and
+        metrics."""
         logging.info("%s was finished before the interruption; reusing it", name)
         model_dir = os.path.join(self.workdir, name)
-        model = _load(os.path.join(model_dir, "model.keras"), self.strategy)
+        model = (
+            _load(os.path.join(model_dir, "model.keras"), self.strategy)
+            if load
+            else None
+        )
         return model, outputs.read_json(os.path.join(model_dir, "metrics.json"))
 
     def _build(self, model_config, name):
@@ -246,7 +251,7 @@ class _Trainer:
         Both give the same loss on the same batch (tests/test_distiller.py).
         """
         if self.state.finished("distilling"):
-            return self._reuse("distilling")[1]
+            return self._reuse("distilling", load=False)[1]
         cfg = self.config.distill
         epochs = cfg.epochs or self.config.student.epochs
         train_logits = val_logits = None
