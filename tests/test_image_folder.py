@@ -1,6 +1,7 @@
 """Image folders, Keras Applications models and augmentation, on generated images."""
 
 import json
+import shutil
 
 import keras
 import numpy as np
@@ -85,9 +86,7 @@ def test_val_must_have_the_training_classes(image_dir):
         data.load(image_config(image_dir))
 
 
-def test_a_missing_val_folder_is_named(image_dir, tmp_path):
-    import shutil
-
+def test_a_missing_val_folder_is_named(image_dir):
     shutil.rmtree(image_dir / "val")
     with pytest.raises(FileNotFoundError, match=r"Image folder not found: .*val"):
         data.load(image_config(image_dir))
