@@ -72,7 +72,7 @@ def test_tracker_names_are_the_history_keys(batches):
     history = make_distiller(teacher, student).fit(
         ds, validation_data=ds, epochs=1, verbose=0, shuffle=False
     )
-    names = ["loss", "student_loss", "distillation_loss", "accuracy"]
+    names = ["loss", "hard_loss", "soft_loss", "accuracy", "agreement"]
     assert set(history.history) == set(names) | {f"val_{n}" for n in names}
 
 
@@ -93,10 +93,13 @@ def test_test_step_matches_a_hand_computation(batches):
         temperature=T,
         alpha=ALPHA,
     )
-    for name in ("loss", "student_loss", "distillation_loss"):
+    for name in ("loss", "hard_loss", "soft_loss"):
         assert results[name] == pytest.approx(float(np.mean(expected[name])), rel=1e-5)
     accuracy = np.mean(np.argmax(student_logits, axis=-1) == y)
     assert results["accuracy"] == pytest.approx(accuracy)
+    same_class = np.argmax(student_logits, -1) == np.argmax(teacher_logits, -1)
+    assert 0 < np.mean(same_class) < 1  # untrained nets: the check can fail
+    assert results["agreement"] == pytest.approx(np.mean(same_class))
 
 
 def test_cached_teacher_logits_give_the_same_loss_as_the_online_teacher(batches):
@@ -110,7 +113,7 @@ def test_cached_teacher_logits_give_the_same_loss_as_the_online_teacher(batches)
     offline = distiller.evaluate(
         data.pipeline(x, y, batch_size=32, extra=cached), return_dict=True, verbose=0
     )
-    for name in ("loss", "student_loss", "distillation_loss", "accuracy"):
+    for name in ("loss", "hard_loss", "soft_loss", "accuracy", "agreement"):
         assert offline[name] == pytest.approx(online[name], rel=1e-6)
 
 
@@ -135,7 +138,7 @@ def test_training_on_cached_logits_equals_training_with_the_teacher(batches):
         )
         runs.append((history.history, student.get_weights()))
     (online_history, online_weights), (cached_history, cached_weights) = runs
-    for name in ("loss", "distillation_loss"):
+    for name in ("loss", "soft_loss"):
         np.testing.assert_allclose(
             online_history[name], cached_history[name], rtol=1e-5
         )

@@ -85,7 +85,7 @@ def test_alpha_one_is_cross_entropy_and_alpha_zero_is_kd(logits):
     np.testing.assert_allclose(
         mixed["loss"], 0.25 * ce + 0.75 * np_kd(teacher, student, 3.0), rtol=1e-5
     )
-    np.testing.assert_allclose(mixed["student_loss"], ce, rtol=1e-5)
+    np.testing.assert_allclose(mixed["hard_loss"], ce, rtol=1e-5)
 
 
 def test_swapping_teacher_and_student_changes_the_value(logits):

@@ -52,8 +52,8 @@ def test_all_writes_the_run_directory_and_report(tmp_path):
     history = json.loads((run / "distilling" / "metrics.json").read_text())["history"]
     assert {
         "loss",
-        "student_loss",
-        "distillation_loss",
+        "hard_loss",
+        "soft_loss",
         "accuracy",
         "val_accuracy",
     } <= set(history)
@@ -114,7 +114,7 @@ def test_teacher_then_distilling_then_an_external_teacher(tmp_path):
         (["--model=all", "--config.data_dir=/no/such/dir"], "/no/such/dir"),
         (
             ["--model=all", "--config.teacher_path=/a/teacher.keras"],
-            "is for --model=distilling; --model=all trains its own teacher",
+            "is for --model=distilling and --model=sweep; --model=all trains its own",
         ),
     ],
 )

@@ -71,7 +71,7 @@ def test_cached_and_online_teacher_train_the_same_student(tiny_config, tmp_path)
         )
         histories[cached] = results["distilling"]["history"]
         assert (results["distilling"]["teacher_pass_seconds"] > 0) == cached
-    for key in ("loss", "distillation_loss", "val_loss", "val_accuracy"):
+    for key in ("loss", "soft_loss", "val_loss", "val_accuracy"):
         np.testing.assert_allclose(
             histories[True][key], histories[False][key], rtol=1e-5, err_msg=key
         )

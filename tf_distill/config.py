@@ -39,6 +39,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
         isinstance(config.deterministic, bool), "deterministic", "expected True/False"
     )
     positive_int("batch_size")
+    positive_int("num_seeds")
     check(
         0.0 < config.validation_fraction < 1.0,
         "validation_fraction",
@@ -121,6 +122,25 @@ def validate(config: ml_collections.ConfigDict) -> None:
         "expected (height, width), both positive",
     )
     positive_int("export.representative_examples")
+    for key, valid, expected in (
+        ("sweep.temperatures", lambda t: t > 0, "temperatures > 0"),
+        ("sweep.alphas", lambda a: 0 <= a <= 1, "alphas in [0, 1]"),
+    ):
+        values = _get(config, key)
+        check(
+            isinstance(values, (tuple, list))
+            and len(values) > 0
+            and all(isinstance(v, (int, float)) and valid(v) for v in values),
+            key,
+            f"expected a non-empty tuple of {expected}",
+        )
+        check(len(set(values)) == len(values), key, "expected distinct values")
+    every = config.tensorboard.every_steps
+    check(
+        isinstance(every, int) and not isinstance(every, bool) and every >= 0,
+        "tensorboard.every_steps",
+        "expected an integer >= 0 (0: per epoch only)",
+    )
     check(config.strategy in STRATEGIES, "strategy", f"valid: {', '.join(STRATEGIES)}")
     check(
         config.mixed_precision in MIXED_PRECISION,

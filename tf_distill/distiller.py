@@ -48,9 +48,12 @@ class Distiller(keras.Model):
         self.alpha = float(alpha)
         # Tracker names are the keys of the logged history ("val_" + name too).
         self.loss_tracker = keras.metrics.Mean(name="loss")
-        self.student_loss_tracker = keras.metrics.Mean(name="student_loss")
-        self.distillation_loss_tracker = keras.metrics.Mean(name="distillation_loss")
+        self.hard_loss_tracker = keras.metrics.Mean(name="hard_loss")
+        self.soft_loss_tracker = keras.metrics.Mean(name="soft_loss")
         self.accuracy = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
+        # How often the student's top-1 class is the teacher's (val_agreement on
+        # the validation split): what distillation transfers, label errors and all.
+        self.agreement = keras.metrics.Mean(name="agreement")
         # Its only weights are the (built) student's and teacher's; saying so lets
         # BackupAndRestore save and restore it before the first step.
         self.built = True
@@ -59,9 +62,10 @@ class Distiller(keras.Model):
     def metrics(self):
         return [
             self.loss_tracker,
-            self.student_loss_tracker,
-            self.distillation_loss_tracker,
+            self.hard_loss_tracker,
+            self.soft_loss_tracker,
             self.accuracy,
+            self.agreement,
         ]
 
     def call(self, x, training=False):
@@ -88,10 +92,11 @@ class Distiller(keras.Model):
             alpha=self.alpha,
         )
 
-    def _update_trackers(self, per_example, y, student_logits):
+    def _update_trackers(self, per_example, y, teacher_logits, student_logits):
         for tracker in self.metrics[:3]:
             tracker.update_state(per_example[tracker.name])
         self.accuracy.update_state(y, student_logits)
+        self.agreement.update_state(top1_agreement(teacher_logits, student_logits))
         return {m.name: m.result() for m in self.metrics}
 
     def train_step(self, data):
@@ -108,13 +113,13 @@ class Distiller(keras.Model):
         variables = self.student.trainable_variables
         gradients = tape.gradient(scaled_loss, variables)
         self.optimizer.apply_gradients(zip(gradients, variables, strict=True))
-        return self._update_trackers(per_example, y, student_logits)
+        return self._update_trackers(per_example, y, teacher_logits, student_logits)
 
     def test_step(self, data):
         x, y, teacher_logits = self._teacher_logits(data)
         student_logits = self.student(x, training=False)
         per_example = self._per_example_losses(y, teacher_logits, student_logits)
-        return self._update_trackers(per_example, y, student_logits)
+        return self._update_trackers(per_example, y, teacher_logits, student_logits)
 
 
 def _global_batch_size(y):
@@ -128,3 +133,13 @@ def _global_batch_size(y):
     if context is None or context.num_replicas_in_sync == 1:
         return local
     return context.all_reduce(tf.distribute.ReduceOp.SUM, local)
+
+
+def top1_agreement(teacher_logits, student_logits):
+    """1.0 where the student's most likely class is the teacher's, else 0.0."""
+    return tf.cast(
+        tf.equal(
+            tf.argmax(teacher_logits, axis=-1), tf.argmax(student_logits, axis=-1)
+        ),
+        tf.float32,
+    )

@@ -53,7 +53,7 @@ def distillation_loss(
     """alpha * hard + (1 - alpha) * kd, per example (Hinton et al. 2015, sec. 2).
 
     Returns:
-        {"loss": total, "student_loss": hard, "distillation_loss": kd}, each
+        {"loss": total, "hard_loss": hard, "soft_loss": kd}, each
         (batch,) float32; the keys are the names the Distiller's trackers log.
     """
     hard = hard_loss(labels=labels, logits=student_logits)
@@ -64,6 +64,6 @@ def distillation_loss(
     )
     return {
         "loss": alpha * hard + (1.0 - alpha) * soft,
-        "student_loss": hard,
-        "distillation_loss": soft,
+        "hard_loss": hard,
+        "soft_loss": soft,
     }

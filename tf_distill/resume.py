@@ -124,6 +124,7 @@ class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
     epochs after it. This one keeps its state in `<backup_dir>/early_stopping.json`
     and the best weights in `best.weights.npz` after every epoch (before the
     weights' backup, like HistoryBackup), and reloads them when training resumes.
+    Unlike EarlyStopping, it does not restore the best weights at the end.
     """
 
     def __init__(self, backup_dir: str, **kwargs):
@@ -141,6 +142,16 @@ class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
         if os.path.isfile(self._weights_path):
             with np.load(self._weights_path) as saved:
                 self.best_weights = [saved[f"w{i}"] for i in range(len(saved.files))]
+
+    def on_train_end(self, logs=None):
+        """Leaves the last epoch's weights in the model: the caller reads both
+        them and `best_weights`, measures each, and chooses what to keep."""
+        if self.stopped_epoch > 0:
+            logging.info(
+                "Early stopping after epoch %d; the best was epoch %d",
+                self.stopped_epoch + 1,
+                self.best_epoch + 1,
+            )
 
     def on_epoch_end(self, epoch, logs=None):
         best_before = self.best_weights
@@ -165,7 +176,7 @@ class StopOnNaN(keras.callbacks.Callback):
     step, so the run exits non-zero and writes no model.
     """
 
-    LOSSES = ("loss", "student_loss", "distillation_loss")
+    LOSSES = ("loss", "hard_loss", "soft_loss")
 
     def __init__(self, model_name: str, steps_per_epoch: int):
         super().__init__()

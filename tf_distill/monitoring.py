@@ -1,0 +1,51 @@
+"""TensorBoard logs: `tensorboard/<config name>/<model>/{train,validation}`.
+
+Every epoch (Keras' own callback): `epoch_loss`, `epoch_accuracy`,
+`epoch_learning_rate`, and for the distilled student `epoch_hard_loss`,
+`epoch_soft_loss` and `epoch_agreement` (top-1 agreement with the teacher), in
+`train/` and, the learning rate aside, in `validation/`. Every
+`config.tensorboard.every_steps` training steps, in `train/`: the same training
+scalars as `batch_<name>` (running means over the epoch so far, as Keras' progress
+bar shows them) and `batch_learning_rate`, with the global training step as x.
+"""
+
+from __future__ import annotations
+
+import keras
+
+
+class TensorBoard(keras.callbacks.TensorBoard):
+    """keras.callbacks.TensorBoard, plus step-level scalars and the learning rate.
+
+    Keras' `update_freq=N` counts calls of the training function, not steps (one
+    call runs `steps_per_execution` steps), restarts at 0 in a resumed run and
+    leaves out the learning rate; this one logs at the global training step.
+    """
+
+    def __init__(self, log_dir: str, *, every_steps: int, steps_per_epoch: int):
+        super().__init__(log_dir=log_dir, profile_batch=0)  # epoch-level scalars
+        self._every = every_steps
+        self._steps_per_epoch = steps_per_epoch
+        self._epoch = 0
+        self._last_step = None  # the last step whose scalars were written
+
+    def on_epoch_begin(self, epoch, logs=None):
+        super().on_epoch_begin(epoch, logs)
+        self._epoch = epoch
+        if self._last_step is None:  # a resumed run starts at a later epoch
+            self._last_step = epoch * self._steps_per_epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        super().on_train_batch_end(batch, logs)
+        if not self._every or not logs:
+            return
+        # `batch` is the last step of the call, 0-based within the epoch.
+        step = self._epoch * self._steps_per_epoch + batch + 1
+        if step // self._every == self._last_step // self._every:
+            return  # no multiple of every_steps passed since the last write
+        self._last_step = step
+        scalars = dict(logs)
+        scalars["learning_rate"] = float(self.model.optimizer.learning_rate)
+        with self._train_writer.as_default():
+            for name, value in scalars.items():
+                self.summary.scalar(f"batch_{name}", value, step=step)
