@@ -298,12 +298,7 @@ def _sweep_markdown(sweep):
     for t in sorted({c["temperature"] for c in sweep["cells"]}):
         cells = {c["alpha"]: c for c in sweep["cells"] if c["temperature"] == t}
         rows.append(
-            f"| {t:g} | "
-            + " | ".join(
-                f"{cells[a]['test_accuracy']:.4f} ({100 * cells[a]['gain']:+.2f})"
-                for a in alphas
-            )
-            + " |"
+            f"| {t:g} | " + " | ".join(_sweep_cell(cells[a]) for a in alphas) + " |"
         )
     alone_std = sweep["student_alone_test_accuracy_std"]
     best = sweep["best"]
@@ -316,14 +311,22 @@ def _sweep_markdown(sweep):
     return (
         f"# Temperature x alpha sweep: {sweep['config']}\n\n"
         f"Distilled test accuracy (mean over {n} seed(s)), and in brackets its "
-        "gain in points over the student alone with the same seeds. alpha weighs "
-        "the hard (label) loss.\n\n"
+        "gain in points over the student alone with the same seeds (± the "
+        "gain's std over seeds). alpha weighs the hard (label) loss.\n\n"
         + "\n".join(rows)
         + f"\n\nTeacher {sweep['teacher_test_accuracy']:.4f}; student alone "
         f"{sweep['student_alone_test_accuracy']:.4f} ({noise}). Best cell: "
         f"T={best['temperature']:g}, alpha={best['alpha']:g}, "
         f"{best['test_accuracy']:.4f} ({100 * best['gain']:+.2f} points).\n"
     )
+
+
+def _sweep_cell(cell):
+    """`accuracy (gain)`, or `accuracy (gain ± std of the gain)` over seeds."""
+    gain = f"{100 * cell['gain']:+.2f}"
+    if cell["gain_std"] is not None:
+        gain += f" ± {100 * cell['gain_std']:.2f}"
+    return f"{cell['test_accuracy']:.4f} ({gain})"
 
 
 def _sweep_plot(path, sweep, config):
@@ -350,7 +353,15 @@ def _sweep_plot(path, sweep, config):
     image = ax.imshow(gain, cmap="RdBu", vmin=-limit, vmax=limit, aspect="auto")
     for i in range(len(temperatures)):
         for j in range(len(alphas)):
-            ax.text(j, i, f"{gain[i, j]:+.2f}", ha="center", va="center")
+            dark = abs(gain[i, j]) > 0.6 * limit  # white text on dark cells
+            ax.text(
+                j,
+                i,
+                f"{gain[i, j]:+.2f}",
+                ha="center",
+                va="center",
+                color="white" if dark else "black",
+            )
     ax.set_xticks(range(len(alphas)), [f"{a:g}" for a in alphas])
     ax.set_yticks(range(len(temperatures)), [f"{t:g}" for t in temperatures])
     ax.set_xlabel("alpha (weight of the hard loss)")
