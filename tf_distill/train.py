@@ -117,8 +117,8 @@ def run(
             teacher, results["teacher"] = trainer.supervised(
                 "teacher", config.teacher, seed=config.seed
             )
-        if teacher is not None:
-            trainer.set_teacher(teacher)
+        if teacher is not None and trainer.teacher_test_accuracy is None:
+            trainer.set_teacher(teacher)  # loaded, or reused after a crash
         seeds = seeds_of(config)
         students = []  # the students alone, one per seed
         if mode in ("student", "all", "sweep"):

@@ -75,7 +75,8 @@ class Trainer:
         self._cache = None  # (train logits, val logits, seconds), computed once
 
     def set_teacher(self, teacher: keras.Model) -> None:
-        """The teacher the students are compared with (test-split agreement)."""
+        """The teacher the students are compared with (test-split agreement), when
+        it was loaded rather than trained by this Trainer."""
         metrics = measure.test_metrics(teacher, self.test_ds)
         self._teacher_test_classes = metrics["classes"]
         self.teacher_test_accuracy = metrics["accuracy"]
@@ -354,8 +355,7 @@ class Trainer:
         before the crash).
         """
         history = fitted["history"]
-        fitted_model.set_weights(fitted["last_weights"])
-        last = measure.test_metrics(model, self.test_ds)
+        last = measure.test_metrics(model, self.test_ds)  # fit ends on the last
         if fitted["best_weights"] is fitted["last_weights"]:
             best = last
         else:
@@ -405,7 +405,10 @@ class Trainer:
             **(extra or {}),
             "history": {k: [float(v) for v in vs] for k, vs in history.items()},
         }
-        if name != "teacher" and self._teacher_test_classes is not None:
+        if name == "teacher":  # what the students are compared with
+            self._teacher_test_classes = kept["classes"]
+            self.teacher_test_accuracy = kept["accuracy"]
+        elif self._teacher_test_classes is not None:
             metrics["test_agreement_with_teacher"] = float(
                 np.mean(kept["classes"] == self._teacher_test_classes)
             )
