@@ -47,7 +47,7 @@ def main(argv):
     import keras
 
     from configs import mnist_cnn
-    from tf_distill import data, train
+    from tf_distill import data, train, trainer
 
     logging.set_verbosity(logging.WARNING)
     config = mnist_cnn.get_config()
@@ -68,7 +68,7 @@ def main(argv):
 
     print(f"teacher caching pass over {len(x)} MNIST images (best of {FLAGS.repeats}):")
     for dtype in ("float32", "bfloat16"):
-        model = train.teacher_for_inference(teacher, dtype)
+        model = trainer.teacher_for_inference(teacher, dtype)
         for jit in (False, True):
             model.compile(jit_compile=jit)
             for batch in (256, 1024):

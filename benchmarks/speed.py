@@ -52,11 +52,11 @@ def load_config(path, epochs):
     return config
 
 
-def keras_distillation(config, splits, teacher, train_lib):
+def keras_distillation(config, splits, teacher):
     """Keras 3's own Distiller, configured like ours, timed the same way."""
     import keras
 
-    from tf_distill import data, models
+    from tf_distill import data, measure, models
 
     keras.mixed_precision.set_global_policy("float32")
     keras.utils.set_random_seed(config.seed)  # the same initial student as ours
@@ -98,7 +98,7 @@ def keras_distillation(config, splits, teacher, train_lib):
     )
     seconds = time.perf_counter() - start
     test_ds = data.pipeline(splits.x_test, splits.y_test, batch_size=config.batch_size)
-    _, accuracy = train_lib.evaluate(student, test_ds)
+    _, accuracy = measure.evaluate(student, test_ds)
     return {
         "total_seconds": seconds,
         "examples_per_second": len(splits.y_train) * config.student.epochs / seconds,
@@ -140,7 +140,7 @@ def main(argv):
     del argv
     import keras
 
-    from tf_distill import data, train
+    from tf_distill import data, measure, train
 
     logging.set_verbosity(logging.WARNING)
     config = load_config(FLAGS.config, FLAGS.epochs)
@@ -159,14 +159,14 @@ def main(argv):
     splits = data.load(config)
     teacher = keras.models.load_model(teacher_path)
     teacher.trainable = False
-    _, teacher_accuracy = train.evaluate(
+    _, teacher_accuracy = measure.evaluate(
         teacher, data.pipeline(splits.x_test, splits.y_test, batch_size=1024)
     )
 
     rows = {}
     pass_seconds = teacher_pass(teacher, splits, config.distill.teacher_batch_size)
     rows["teacher pass (f32)"] = {"total_seconds": pass_seconds}
-    rows["keras.distillation"] = keras_distillation(config, splits, teacher, train)
+    rows["keras.distillation"] = keras_distillation(config, splits, teacher)
     rows["student alone"] = ours(config, workdir, "student")
     rows["tf_distill f32"] = ours(config, workdir, "distilling")
     rows["tf_distill f32+bf16 t."] = ours(

@@ -27,8 +27,7 @@ from absl import logging
 
 from tf_distill import config as config_lib
 from tf_distill import data, distribute, models, outputs, report, resume
-from tf_distill.measure import evaluate  # noqa: F401  (train.evaluate, as before)
-from tf_distill.trainer import Trainer, load, teacher_for_inference  # noqa: F401
+from tf_distill.trainer import Trainer, load
 
 MODES = ("teacher", "student", "distilling", "all", "sweep")
 
