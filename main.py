@@ -1,11 +1,10 @@
 """Trains a teacher, a student alone, or a distilled student; or all three.
 
-    python main.py --model=teacher|student|distilling|all|export|evaluate \
+    python main.py --model=teacher|student|distilling|all|sweep|export|evaluate \
         [--config=configs/default.py] [--config.KEY=VALUE ...] [--workdir=runs/NAME]
 
-`export` rewrites the SavedModel and LiteRT files of the models trained in the
-workdir, without training; `evaluate` measures those files on the test split.
-Flags become a config; everything else is `tf_distill`'s.
+Flags become a config; `tf_distill.experiment.run` does the rest (its MODES table
+says what each mode does).
 """
 
 import os
@@ -14,14 +13,13 @@ import sys
 from absl import app, flags
 from ml_collections import config_flags
 
-from tf_distill import export, serving, train
+from tf_distill import experiment
 
 FLAGS = flags.FLAGS
-SHIP_MODES = ("export", "evaluate")
 flags.DEFINE_enum(
     "model",
     None,
-    train.MODES + SHIP_MODES,
+    list(experiment.MODES),
     "What to train; or export / evaluate the models trained in --workdir.",
 )
 flags.DEFINE_string("workdir", None, "Run directory; default runs/<config name>.")
@@ -74,12 +72,7 @@ def main(argv):
         config.name = os.path.splitext(os.path.basename(filename))[0]
     workdir = FLAGS.workdir or os.path.join("runs", config.name)
     try:
-        if FLAGS.model == "export":
-            export.reexport(config, workdir=workdir)
-        elif FLAGS.model == "evaluate":
-            serving.evaluate_run(config, workdir=workdir)
-        else:
-            train.run(config, workdir=workdir, mode=FLAGS.model)
+        experiment.run(config, workdir=workdir, mode=FLAGS.model)
     except (ValueError, FileNotFoundError) as e:
         # A user error: the message says what to fix; no traceback to read through.
         print(f"error: {e}", file=sys.stderr)

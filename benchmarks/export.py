@@ -59,7 +59,9 @@ def main(argv):
     import keras
     import tensorflow as tf
 
-    from tf_distill import data, export, outputs, serving, train
+    from tf_distill import config as config_lib
+    from tf_distill import experiment, measure, outputs, serving
+    from tf_distill.rundir import RunDir
 
     config = common.load_config(FLAGS.config, name_prefix="export")
     config.export.tflite = True
@@ -67,32 +69,33 @@ def main(argv):
         config.teacher.epochs = config.student.epochs = FLAGS.epochs
         config.distill.epochs = FLAGS.epochs
     workdir = FLAGS.workdir or os.path.join("runs", config.name)
+    run_dir = RunDir(workdir, os.path.join("tensorboard", config.name))
     try:
-        found = export.trained_models(workdir)
+        found = [key.name for key in run_dir.trained()]
     except FileNotFoundError:
         found = []
     start = time.perf_counter()
     if not set(MODELS) <= set(found):
         logging.info("Training teacher, student and distilled student in %s", workdir)
-        train.run(config, workdir=workdir, mode="all")
-    elif any(not serving.artefacts(os.path.join(workdir, m), m) for m in MODELS):
-        export.reexport(config, workdir=workdir)
+        experiment.run(config, workdir=workdir, mode="all")
+    elif any(not serving.artefacts(run_dir.model(m)) for m in MODELS):
+        experiment.run(config, workdir=workdir, mode="export")
     prepared_seconds = time.perf_counter() - start
 
-    splits = data.load(config)
+    splits = config_lib.load_data(config)
     image = splits.x_test[:1]
     rows = {}
     start = time.perf_counter()
     for name in MODELS:
         metrics = outputs.read_json(os.path.join(workdir, name, "metrics.json"))
-        for kind, path in serving.artefacts(os.path.join(workdir, name), name).items():
+        for kind, path in serving.artefacts(run_dir.model(name)).items():
             classifier = serving.open_artefact(path)
-            measured = serving.accuracy_and_loss(
+            measured = measure.classification_metrics(
                 classifier.logits(splits.x_test), splits.y_test
             )
             rows[(name, kind)] = {
                 "bytes": outputs.size_bytes(path),
-                "test_accuracy": measured["test_accuracy"],
+                "test_accuracy": measured.accuracy,
                 "keras_test_accuracy": metrics["test_accuracy"],
                 "latency_ms": latency_ms(classifier, image, FLAGS.runs),
                 "params": metrics["params"],

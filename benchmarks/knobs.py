@@ -47,7 +47,8 @@ def main(argv):
     import keras
 
     from configs import mnist_cnn
-    from tf_distill import data, train, trainer
+    from tf_distill import config as config_lib
+    from tf_distill import data, experiment, models
 
     logging.set_verbosity(logging.WARNING)
     config = mnist_cnn.get_config()
@@ -56,7 +57,7 @@ def main(argv):
     teacher_path = FLAGS.teacher
     if teacher_path is None:
         config.teacher.epochs = 1
-        train.run(
+        experiment.run(
             config,
             workdir=workdir,
             mode="teacher",
@@ -64,11 +65,11 @@ def main(argv):
         )
         teacher_path = os.path.join(workdir, "teacher", "model.keras")
     teacher = keras.models.load_model(teacher_path)
-    x = data.load(config).x_train[: FLAGS.examples]
+    x = config_lib.load_data(config).x_train[: FLAGS.examples]
 
     print(f"teacher caching pass over {len(x)} MNIST images (best of {FLAGS.repeats}):")
     for dtype in ("float32", "bfloat16"):
-        model = trainer.teacher_for_inference(teacher, dtype)
+        model = models.teacher_for_inference(teacher, dtype)
         for jit in (False, True):
             model.compile(jit_compile=jit)
             for batch in (256, 1024):
@@ -85,7 +86,7 @@ def main(argv):
     for steps in (1, 16):
         config.steps_per_execution = steps
         config.student.epochs = 1
-        metrics = train.run(
+        metrics = experiment.run(
             config,
             workdir=workdir,
             mode="student",

@@ -72,7 +72,7 @@ def _override(config, assignment):
 
 def main(argv):
     del argv
-    from tf_distill import outputs, train
+    from tf_distill import experiment, outputs
 
     os.makedirs(FLAGS.workdir, exist_ok=True)
     rows, results = [], {}
@@ -86,7 +86,7 @@ def main(argv):
             _override(config, assignment)
         workdir = os.path.join(FLAGS.workdir, name)
         start = time.perf_counter()
-        train.run(
+        experiment.run(
             config,
             workdir=workdir,
             mode="all",

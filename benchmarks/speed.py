@@ -56,11 +56,14 @@ def keras_distillation(config, splits, teacher):
     """Keras 3's own Distiller, configured like ours, timed the same way."""
     import keras
 
+    from tf_distill import config as config_lib
     from tf_distill import data, measure, models
 
     keras.mixed_precision.set_global_policy("float32")
     keras.utils.set_random_seed(config.seed)  # the same initial student as ours
-    student = models.build_for(config.student, splits, name="student")
+    student = models.build_for(
+        config_lib.model_spec(config.student), splits, name="student"
+    )
     distiller = keras.distillation.Distiller(
         teacher=teacher,
         student=student,
@@ -98,7 +101,7 @@ def keras_distillation(config, splits, teacher):
     )
     seconds = time.perf_counter() - start
     test_ds = data.pipeline(splits.x_test, splits.y_test, batch_size=config.batch_size)
-    _, accuracy = measure.evaluate(student, test_ds)
+    accuracy = measure.evaluate(student, test_ds).accuracy
     return {
         "total_seconds": seconds,
         "examples_per_second": len(splits.y_train) * config.student.epochs / seconds,
@@ -118,14 +121,14 @@ def teacher_pass(teacher, splits, batch_size):
 
 
 def ours(config, workdir, mode, **overrides):
-    """train.run(mode) with `overrides` ("section.key": value), as a user runs it."""
-    from tf_distill import train
+    """experiment.run(mode) with `overrides` ("section.key": value), as a user does."""
+    from tf_distill import experiment
 
     config = config.copy_and_resolve_references()
     for key, value in overrides.items():
         section, _, field = key.rpartition(".")
         (config[section] if section else config)[field] = value
-    metrics = train.run(
+    metrics = experiment.run(
         config, workdir=workdir, mode=mode, tensorboard_dir=os.path.join(workdir, "tb")
     )[mode]
     return {
@@ -140,7 +143,8 @@ def main(argv):
     del argv
     import keras
 
-    from tf_distill import data, measure, train
+    from tf_distill import config as config_lib
+    from tf_distill import data, experiment, measure
 
     logging.set_verbosity(logging.WARNING)
     config = load_config(FLAGS.config, FLAGS.epochs)
@@ -149,19 +153,19 @@ def main(argv):
     if not os.path.exists(teacher_path):
         teacher_config = config.copy_and_resolve_references()
         teacher_config.teacher.epochs = FLAGS.teacher_epochs
-        train.run(
+        experiment.run(
             teacher_config,
             workdir=workdir,
             mode="teacher",
             tensorboard_dir=os.path.join(workdir, "tb"),
         )
     config.teacher_path = teacher_path
-    splits = data.load(config)
+    splits = config_lib.load_data(config)
     teacher = keras.models.load_model(teacher_path)
     teacher.trainable = False
-    _, teacher_accuracy = measure.evaluate(
+    teacher_accuracy = measure.evaluate(
         teacher, data.pipeline(splits.x_test, splits.y_test, batch_size=1024)
-    )
+    ).accuracy
 
     rows = {}
     pass_seconds = teacher_pass(teacher, splits, config.distill.teacher_batch_size)

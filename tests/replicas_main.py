@@ -24,6 +24,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import keras  # noqa: E402
 
 from configs import default  # noqa: E402
+from tf_distill import config as config_lib  # noqa: E402
 from tf_distill import data, distribute, models  # noqa: E402
 from tf_distill.distiller import Distiller  # noqa: E402
 
@@ -44,9 +45,13 @@ def distil(strategy, splits, config):
     """One epoch of distillation under `strategy`; (step losses, weights)."""
     with strategy.scope():
         keras.utils.set_random_seed(0)
-        teacher = models.build_for(config.teacher, splits, name="teacher")
+        teacher = models.build_for(
+            config_lib.model_spec(config.teacher), splits, name="teacher"
+        )
         keras.utils.set_random_seed(1)
-        student = models.build_for(config.student, splits, name="student")
+        student = models.build_for(
+            config_lib.model_spec(config.student), splits, name="student"
+        )
         distiller = Distiller(
             student=student, teacher=teacher, temperature=4.0, alpha=0.1
         )
@@ -75,7 +80,9 @@ def main(out_path):
     config = default.get_config()
     config.teacher.layers = (32,)
     config.student.layers = (16,)
-    splits = data.load(config)  # 1,293 training images: the last batch has 13
+    splits = config_lib.load_data(
+        config
+    )  # 1,293 training images: the last batch has 13
     one = distribute.make_strategy("auto")
     two = distribute.make_strategy("mirrored")
     results = {"replicas": [], "losses": [], "weights": []}

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from tests.conftest import SHARED_DATA, needs_shared_data
-from tf_distill import data
+from tf_distill import config as config_lib
+from tf_distill import data, idx
 
 # Published per-class counts (LeCun et al.; Fashion-MNIST is balanced).
 MNIST_TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
@@ -31,12 +32,12 @@ def idx_folder(tmp_path):
         write_idx(
             tmp_path / f"{split}-images-idx3-ubyte.gz",
             rng.integers(0, 256, (n, 28, 28)),
-            data.IDX_IMAGES_MAGIC,
+            idx.IMAGES_MAGIC,
         )
         write_idx(
             tmp_path / f"{split}-labels-idx1-ubyte.gz",
             np.arange(n) % 10,
-            data.IDX_LABELS_MAGIC,
+            idx.LABELS_MAGIC,
         )
     return tmp_path
 
@@ -50,8 +51,8 @@ def config_for(dataset, data_dir=None):
 
 
 def test_digits_split_is_deterministic_and_disjoint():
-    a = data.load(config_for("digits"))
-    b = data.load(config_for("digits"))
+    a = config_lib.load_data(config_for("digits"))
+    b = config_lib.load_data(config_for("digits"))
     assert a.sizes() == {"train": 1293, "validation": 144, "test": 360}
     np.testing.assert_array_equal(a.x_val, b.x_val)
     assert a.input_shape == (8, 8, 1) and a.x_train.dtype == np.uint8
@@ -65,20 +66,23 @@ def test_seed_does_not_change_the_split():
     config = config_for("digits")
     config.seed = 7
     np.testing.assert_array_equal(
-        data.load(config).y_val, data.load(config_for("digits")).y_val
+        config_lib.load_data(config).y_val,
+        config_lib.load_data(config_for("digits")).y_val,
     )
 
 
 @pytest.mark.real_data
 @needs_shared_data("mnist")
 def test_real_mnist_idx_files():
-    x_train, y_train, x_test, y_test = data.load_idx_folder(
+    x_train, y_train, x_test, y_test = idx.load_folder(
         os.path.join(SHARED_DATA, "mnist")
     )
     assert x_train.shape == (60000, 28, 28, 1) and x_test.shape == (10000, 28, 28, 1)
     assert np.bincount(y_train).tolist() == MNIST_TRAIN_COUNTS
     assert np.bincount(y_test).tolist() == MNIST_TEST_COUNTS
-    splits = data.load(config_for("mnist", os.path.join(SHARED_DATA, "mnist")))
+    splits = config_lib.load_data(
+        config_for("mnist", os.path.join(SHARED_DATA, "mnist"))
+    )
     assert splits.sizes() == {"train": 54000, "validation": 6000, "test": 10000}
     assert splits.input_scale == 255.0 and splits.source.startswith("idx:")
 
@@ -87,7 +91,7 @@ def test_real_mnist_idx_files():
 @needs_shared_data("fashion_mnist")
 def test_real_fashion_mnist_idx_files_whatever_the_dataset_name():
     # A data_dir holding IDX files is read as IDX even under a tfds name.
-    splits = data.load(
+    splits = config_lib.load_data(
         config_for("fashion_mnist", os.path.join(SHARED_DATA, "fashion_mnist"))
     )
     labels = np.concatenate([splits.y_train, splits.y_val])
@@ -97,7 +101,7 @@ def test_real_fashion_mnist_idx_files_whatever_the_dataset_name():
 
 
 def test_small_idx_folder_loads(idx_folder):
-    splits = data.load(config_for("idx", idx_folder))
+    splits = config_lib.load_data(config_for("idx", idx_folder))
     assert splits.sizes() == {"train": 45, "validation": 5, "test": 20}
 
 
@@ -106,24 +110,24 @@ def test_truncated_gzip_names_the_file(idx_folder):
     raw = path.read_bytes()
     path.write_bytes(raw[: len(raw) // 2])
     with pytest.raises(ValueError, match=f"{path}: cannot decompress"):
-        data.load(config_for("idx", idx_folder))
+        config_lib.load_data(config_for("idx", idx_folder))
 
 
 def test_wrong_magic_number_names_the_file(idx_folder):
     path = idx_folder / "t10k-labels-idx1-ubyte.gz"
-    write_idx(path, np.arange(20) % 10, data.IDX_IMAGES_MAGIC)
+    write_idx(path, np.arange(20) % 10, idx.IMAGES_MAGIC)
     with pytest.raises(ValueError, match=f"{path}: magic number 2051, expected 2049"):
-        data.load(config_for("idx", idx_folder))
+        config_lib.load_data(config_for("idx", idx_folder))
 
 
 def test_image_label_count_mismatch_names_both_files(idx_folder):
     write_idx(
         idx_folder / "train-labels-idx1-ubyte.gz",
         np.arange(49) % 10,
-        data.IDX_LABELS_MAGIC,
+        idx.LABELS_MAGIC,
     )
     with pytest.raises(ValueError, match="holds 50 images but .*train-labels.* 49"):
-        data.load(config_for("idx", idx_folder))
+        config_lib.load_data(config_for("idx", idx_folder))
 
 
 def test_wrong_length_names_the_file(idx_folder):
@@ -133,18 +137,18 @@ def test_wrong_length_names_the_file(idx_folder):
     with gzip.open(path, "wb") as f:
         f.write(raw[:-10])
     with pytest.raises(ValueError, match=f"{path}: .* bytes after decompression"):
-        data.load(config_for("idx", idx_folder))
+        config_lib.load_data(config_for("idx", idx_folder))
 
 
 def test_missing_idx_file_is_named(idx_folder):
     (idx_folder / "t10k-images-idx3-ubyte.gz").unlink()
     with pytest.raises(FileNotFoundError, match="t10k-images-idx3-ubyte.gz"):
-        data.load(config_for("idx", idx_folder))
+        config_lib.load_data(config_for("idx", idx_folder))
 
 
 def test_missing_data_dir_is_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="nowhere"):
-        data.load(config_for("idx", tmp_path / "nowhere"))
+        config_lib.load_data(config_for("idx", tmp_path / "nowhere"))
 
 
 def test_unknown_dataset_lists_the_valid_ones():
@@ -153,12 +157,12 @@ def test_unknown_dataset_lists_the_valid_ones():
         match=r"Unknown config.dataset 'mnsit'.*digits, "
         r"idx.*Did you mean mnist",
     ):
-        data.load(config_for("mnsit"))
+        config_lib.load_data(config_for("mnsit"))
 
 
 def test_unprepared_tfds_dataset_fails_at_once_naming_the_offline_route(tmp_path):
     with pytest.raises(FileNotFoundError, match="not prepared.*IDX gzip files"):
-        data.load(config_for("kmnist", tmp_path))
+        config_lib.load_data(config_for("kmnist", tmp_path))
 
 
 def test_pipeline_batches_casts_and_keeps_extras_aligned():
@@ -180,7 +184,7 @@ def test_validation_fraction_must_leave_examples(idx_folder):
     config = config_for("idx", idx_folder)
     config.validation_fraction = 0.001
     with pytest.raises(ValueError, match="validation_fraction=0.001 leaves 0"):
-        data.load(config)
+        config_lib.load_data(config)
 
 
 def test_each_epochs_order_depends_on_the_seed_and_the_epoch_alone():
@@ -210,7 +214,7 @@ def test_a_prepared_tfds_dataset_loads_offline_with_its_class_names(tmp_path):
     from tests import tfds_tiny
 
     tfds_tiny.TinyShapes(data_dir=str(tmp_path)).download_and_prepare()
-    splits = data.load(config_for("tiny_shapes", tmp_path))
+    splits = config_lib.load_data(config_for("tiny_shapes", tmp_path))
     assert splits.source == "tfds:tiny_shapes"
     assert splits.class_names == ("dark", "mid", "light")
     assert splits.sizes() == {"train": 36, "validation": 4, "test": 12}

@@ -14,7 +14,9 @@ import tensorflow as tf
 
 from tests.conftest import SHARED_DATA, needs_shared_data
 from tests.test_main import run_main
-from tf_distill import data, export, models, outputs, serving, train
+from tf_distill import config as config_lib
+from tf_distill import data, experiment, export, measure, models, outputs, serving
+from tf_distill.rundir import RunDir
 
 
 def _config():
@@ -34,7 +36,7 @@ def _config():
 def untrained_student(input_shape, *, input_scale):
     """The default config's student for 10 classes, fresh."""
     return models.build(
-        _config().student,
+        config_lib.model_spec(_config().student),
         input_shape=input_shape,
         num_classes=10,
         input_scale=input_scale,
@@ -47,7 +49,7 @@ def run_dir(tmp_path_factory):
     """A --model=all run directory with every export, shared by this module."""
     root = tmp_path_factory.mktemp("export")
     config = _config()
-    train.run(
+    experiment.run(
         config,
         workdir=str(root / "run"),
         mode="all",
@@ -58,7 +60,7 @@ def run_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def test_split():
-    splits = data.load(_config())
+    splits = config_lib.load_data(_config())
     return splits.x_test, splits.y_test
 
 
@@ -223,8 +225,8 @@ def test_litert_files_match_keras_and_int8_is_within_one_point(run_dir, test_spl
         < (run_dir / "distilling" / "student_float32.tflite").stat().st_size
     )
 
-    float_acc = serving.accuracy_and_loss(float_logits, y_test)["test_accuracy"]
-    int8_acc = serving.accuracy_and_loss(int8.logits(x_test), y_test)["test_accuracy"]
+    float_acc = measure.classification_metrics(float_logits, y_test).accuracy
+    int8_acc = measure.classification_metrics(int8.logits(x_test), y_test).accuracy
     assert float_acc > 0.85  # a trained student, or the comparison means nothing
     assert abs(int8_acc - float_acc) <= 0.01, (float_acc, int8_acc)
 
@@ -330,7 +332,7 @@ def test_export_refuses_a_model_that_does_not_fit_the_data(run_dir, tmp_path):
     config = _config()
     config.data_dir = os.path.join(SHARED_DATA, "mnist")  # 28x28, not 8x8
     with pytest.raises(ValueError, match=r"the data needs \(None, 28, 28, 1\)"):
-        export.reexport(config, workdir=str(workdir))
+        experiment.run(config, workdir=str(workdir), mode="export")
     assert sorted(os.listdir(workdir / "student")) == before
 
 
@@ -345,14 +347,13 @@ def test_a_mixed_precision_model_is_exported_computing_in_float32(tmp_path):
     pixels = np.random.default_rng(0).integers(0, 17, (32, 8, 8, 1), dtype=np.uint8)
     export.export_model(
         model,
-        str(tmp_path),
-        model_name="student",
+        RunDir(str(tmp_path), str(tmp_path / "tb")).model("student"),
         class_names=[str(i) for i in range(10)],
         representative=pixels,
     )
     want = models.copy_with_policy(model, "float32")(pixels.astype(np.float32))
     for artefact in ("saved_model", "student_float32.tflite"):
-        got = serving.open_artefact(str(tmp_path / artefact)).logits(pixels)
-        np.testing.assert_allclose(got, want, atol=1e-5)
-    assert (tmp_path / "student_int8.tflite").stat().st_size > 0
+        got = serving.open_artefact(str(tmp_path / "student" / artefact))
+        np.testing.assert_allclose(got.logits(pixels), want, atol=1e-5)
+    assert (tmp_path / "student" / "student_int8.tflite").stat().st_size > 0
     assert not models.computes_in_float32(model)  # the trained model is untouched

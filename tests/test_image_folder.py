@@ -11,6 +11,7 @@ import tensorflow as tf
 from tests.conftest import REPO
 from tests.test_main import run_main
 from tf_distill import augment, data, models
+from tf_distill import config as config_lib
 from tf_distill.distiller import Distiller
 
 CLASSES = ("daisy", "rose", "tulip")
@@ -50,7 +51,7 @@ def image_config(image_dir, **overrides):
 
 
 def test_an_image_folder_loads_with_honest_splits(image_dir):
-    splits = data.load(image_config(image_dir, validation_fraction=0.25))
+    splits = config_lib.load_data(image_config(image_dir, validation_fraction=0.25))
     assert splits.class_names == CLASSES
     assert splits.sizes() == {"train": 27, "validation": 9, "test": 12}  # val/ tests
     assert splits.x_train.dtype == np.uint8 and splits.input_shape == (32, 32, 3)
@@ -63,33 +64,33 @@ def test_an_image_folder_loads_with_honest_splits(image_dir):
 
 def test_a_test_folder_makes_val_the_validation_split(image_dir):
     write_images(image_dir / "test", 2, seed=2)
-    splits = data.load(image_config(image_dir))
+    splits = config_lib.load_data(image_config(image_dir))
     assert splits.sizes() == {"train": 36, "validation": 12, "test": 6}
 
 
 def test_an_empty_image_folder_is_named(image_dir):
     (image_dir / "empty" / "train").mkdir(parents=True)
     with pytest.raises(ValueError, match=r"empty/train has no class sub-folders"):
-        data.load(image_config(image_dir / "empty"))
+        config_lib.load_data(image_config(image_dir / "empty"))
 
 
 def test_a_class_folder_without_images_is_named(image_dir):
     (image_dir / "train" / "weed").mkdir()
     (image_dir / "train" / "weed" / "notes.txt").write_text("no images here")
     with pytest.raises(ValueError, match=r"train/weed holds no images"):
-        data.load(image_config(image_dir))
+        config_lib.load_data(image_config(image_dir))
 
 
 def test_val_must_have_the_training_classes(image_dir):
     (image_dir / "val" / "rose").rename(image_dir / "val" / "roses")
     with pytest.raises(ValueError, match=r"val has classes .*'roses'.* training"):
-        data.load(image_config(image_dir))
+        config_lib.load_data(image_config(image_dir))
 
 
 def test_a_missing_val_folder_is_named(image_dir):
     shutil.rmtree(image_dir / "val")
     with pytest.raises(FileNotFoundError, match=r"Image folder not found: .*val"):
-        data.load(image_config(image_dir))
+        config_lib.load_data(image_config(image_dir))
 
 
 @pytest.mark.slow
@@ -124,7 +125,7 @@ def test_an_image_folder_trains_end_to_end_with_every_model(image_dir, tmp_path)
 
 def three_class_model(model_config, input_shape, input_scale):
     return models.build(
-        model_config,
+        config_lib.model_spec(model_config),
         input_shape=input_shape,
         num_classes=3,
         input_scale=input_scale,
@@ -170,9 +171,12 @@ class Recording(keras.Model):
 
 def test_teacher_and_student_see_the_same_augmented_batch(image_dir):
     config = image_config(image_dir)
-    splits = data.load(config)
+    splits = config_lib.load_data(config)
     layer = augment.build(
-        config.augment, input_shape=splits.input_shape, input_scale=255.0, seed=0
+        config_lib.classifier_settings(config).augment,
+        input_shape=splits.input_shape,
+        input_scale=255.0,
+        seed=0,
     )
 
     def first_epoch(augment_layer):
@@ -186,8 +190,12 @@ def test_teacher_and_student_see_the_same_augmented_batch(image_dir):
         )
 
     train_ds = first_epoch(layer)
-    teacher = Recording(models.build_for(config.student, splits, name="teacher"))
-    student = Recording(models.build_for(config.student, splits, name="student"))
+    teacher = Recording(
+        models.build_for(config_lib.model_spec(config.student), splits, name="teacher")
+    )
+    student = Recording(
+        models.build_for(config_lib.model_spec(config.student), splits, name="student")
+    )
     distiller = Distiller(student=student, teacher=teacher, temperature=2.0, alpha=0.5)
     distiller.compile(optimizer="adam", run_eagerly=True)
     distiller.fit(train_ds.take(1), epochs=1, verbose=0)
@@ -204,9 +212,6 @@ def test_teacher_and_student_see_the_same_augmented_batch(image_dir):
 
 
 def test_color_jitter_needs_rgb():
-    from configs import default
-
-    cfg = default.get_config().augment
-    cfg.color_jitter = 0.2
+    cfg = augment.AugmentSpec(color_jitter=0.2)
     with pytest.raises(ValueError, match="color_jitter=0.2 needs RGB images"):
         augment.build(cfg, input_shape=(8, 8, 1), input_scale=16.0, seed=0)

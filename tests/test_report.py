@@ -14,7 +14,8 @@ import pytest
 import tensorflow as tf
 
 from tests.conftest import TINY
-from tf_distill import data, train
+from tf_distill import config as config_lib
+from tf_distill import experiment
 
 FIELDS = (
     "test_accuracy",
@@ -53,8 +54,8 @@ def run(tmp_path_factory):
     root = tmp_path_factory.mktemp("report")
     config = tiny("tiny")
     workdir, tb = str(root / "run"), str(root / "tb")
-    results = train.run(config, workdir=workdir, mode="all", tensorboard_dir=tb)
-    sweep = train.run(config, workdir=workdir, mode="sweep", tensorboard_dir=tb)
+    results = experiment.run(config, workdir=workdir, mode="all", tensorboard_dir=tb)
+    sweep = experiment.run(config, workdir=workdir, mode="sweep", tensorboard_dir=tb)
     return {
         "config": config,
         "workdir": root / "run",
@@ -143,7 +144,7 @@ def test_best_and_last_epoch_are_both_measured(run):
 
 def test_agreement_with_the_teacher_is_what_the_saved_models_say(run):
     config = run["config"]
-    splits = data.load(config)
+    splits = config_lib.load_data(config)
     x = splits.x_test.astype(np.float32)
 
     def classes(name):
@@ -247,5 +248,5 @@ def test_bad_report_settings_are_named(tiny_config, tmp_path, key, value, messag
     target = tiny_config[section[0]] if section else tiny_config
     target[field] = value
     with pytest.raises(ValueError, match=re.escape(message)):
-        train.run(tiny_config, workdir=str(tmp_path / "run"), mode="sweep")
+        experiment.run(tiny_config, workdir=str(tmp_path / "run"), mode="sweep")
     assert not (tmp_path / "run").exists()

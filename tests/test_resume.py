@@ -104,7 +104,7 @@ def test_a_rerun_reuses_the_models_an_interrupted_run_finished(tiny_config, tmp_
     trained_at = teacher.stat().st_mtime_ns
     # As a run killed after its teacher leaves it (train.py writes the same record).
     state = resume.RunState(
-        str(tmp_path / "run"), config=tiny_config.to_dict(), mode="all"
+        str(tmp_path / "run" / ".backup"), config=tiny_config.to_dict(), mode="all"
     )
     state.mark_finished("teacher")
 

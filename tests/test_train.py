@@ -3,17 +3,16 @@
 import json
 
 import keras
-import ml_collections
 import numpy as np
 import pytest
 
 from tests.conftest import needs_shared_data
-from tf_distill import train, trainer
+from tf_distill import experiment, models
 
 
 def run_in(tmp_path, config, mode, name="run"):
     """train.run into tmp_path/<name>, TensorBoard logs in tmp_path/tb."""
-    return train.run(
+    return experiment.run(
         config,
         workdir=str(tmp_path / name),
         mode=mode,
@@ -41,7 +40,7 @@ def test_distilling_with_alpha_one_reproduces_the_student_alone(tiny_config, tmp
 
 def test_unknown_mode_is_rejected_before_anything_is_written(tiny_config, tmp_path):
     with pytest.raises(ValueError, match="Unknown mode 'distil'; valid: teacher"):
-        train.run(tiny_config, workdir=str(tmp_path / "run"), mode="distil")
+        experiment.run(tiny_config, workdir=str(tmp_path / "run"), mode="distil")
     assert not (tmp_path / "run").exists()
 
 
@@ -62,11 +61,11 @@ def test_one_teacher_epoch_on_real_fashion_mnist(tmp_path):
 @pytest.mark.slow
 def test_cached_and_online_teacher_train_the_same_student(tiny_config, tmp_path):
     workdir, tb = str(tmp_path / "run"), str(tmp_path / "tb")
-    train.run(tiny_config, workdir=workdir, mode="teacher", tensorboard_dir=tb)
+    experiment.run(tiny_config, workdir=workdir, mode="teacher", tensorboard_dir=tb)
     histories = {}
     for cached in (True, False):
         tiny_config.distill.cache_teacher_logits = cached
-        results = train.run(
+        results = experiment.run(
             tiny_config, workdir=workdir, mode="distilling", tensorboard_dir=tb
         )
         histories[cached] = results["distilling"]["history"]
@@ -78,20 +77,19 @@ def test_cached_and_online_teacher_train_the_same_student(tiny_config, tmp_path)
 
 
 def test_bfloat16_teacher_copy_stays_close_and_leaves_the_teacher_alone():
-    from tf_distill import data, models
+    from tf_distill import config as config_lib
 
-    splits = data.load(config_for_digits())
+    splits = config_lib.load_data(config_for_digits())
     keras.utils.set_random_seed(0)
-    cfg = ml_collections.ConfigDict({"arch": "mlp", "layers": (64,), "dropout": 0.0})
     teacher = models.build(
-        cfg,
+        models.ModelSpec("mlp", layers=(64,)),
         input_shape=splits.input_shape,
         num_classes=10,
         input_scale=16.0,
         name="teacher",
     )
     before = [w.copy() for w in teacher.get_weights()]
-    copy = trainer.teacher_for_inference(teacher, "bfloat16")
+    copy = models.teacher_for_inference(teacher, "bfloat16")
     x = splits.x_test.astype(np.float32)
     exact, approx = teacher.predict(x, verbose=0), copy.predict(x, verbose=0)
     assert approx.dtype.name == "bfloat16"
@@ -101,7 +99,7 @@ def test_bfloat16_teacher_copy_stays_close_and_leaves_the_teacher_alone():
     assert teacher.layers[-1].dtype_policy.name == "float32"
     for a, b in zip(before, teacher.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)
-    assert trainer.teacher_for_inference(teacher, "float32") is teacher
+    assert models.teacher_for_inference(teacher, "float32") is teacher
 
 
 @pytest.mark.slow
@@ -129,6 +127,8 @@ def test_mixed_bfloat16_trains_with_float32_logits_and_losses(tiny_config, tmp_p
     tiny_config.mixed_precision = "mixed_bfloat16"
     try:
         results = run_in(tmp_path, tiny_config, "all", "run")
+        # The run sets the policy for itself and restores the process's.
+        assert keras.mixed_precision.global_policy().name == "float32"
         student = keras.models.load_model(
             tmp_path / "run" / "distilling" / "model.keras"
         )

@@ -14,18 +14,31 @@ model, so:
 
 from __future__ import annotations
 
+import dataclasses
+
 import keras
-import ml_collections
 
 FLIPS = ("none", "horizontal", "vertical", "horizontal_and_vertical")
 
 
-def enabled(cfg: ml_collections.ConfigDict) -> bool:
-    return bool(cfg.translate or cfg.flip != "none" or cfg.rotation or cfg.color_jitter)
+@dataclasses.dataclass(frozen=True)
+class AugmentSpec:
+    """Which random augmentations the training images get; all off by default."""
+
+    translate: int = 0  # pixels each way
+    flip: str = "none"  # one of FLIPS
+    rotation: float = 0.0  # degrees each way
+    color_jitter: float = 0.0  # brightness / contrast fraction, RGB only
+
+    @property
+    def enabled(self) -> bool:
+        return bool(
+            self.translate or self.flip != "none" or self.rotation or self.color_jitter
+        )
 
 
 def build(
-    cfg: ml_collections.ConfigDict,
+    cfg: AugmentSpec,
     *,
     input_shape,
     input_scale: float,
@@ -40,7 +53,7 @@ def build(
     - `color_jitter`: random brightness and contrast changes of up to this
       fraction (RGB images only).
     """
-    if not enabled(cfg):
+    if not cfg.enabled:
         return None
     height, width, channels = input_shape
     layers = []

@@ -14,25 +14,12 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import gzip
-import math
 import os
 
-import ml_collections
 import numpy as np
 import tensorflow as tf
 
-from tf_distill import image_folder
-
-# The four standard IDX gzip files of MNIST and Fashion-MNIST.
-IDX_FILES = {
-    "train_images": "train-images-idx3-ubyte.gz",
-    "train_labels": "train-labels-idx1-ubyte.gz",
-    "test_images": "t10k-images-idx3-ubyte.gz",
-    "test_labels": "t10k-labels-idx1-ubyte.gz",
-}
-IDX_IMAGES_MAGIC = 2051  # 0x00000803: unsigned bytes, 3 dimensions
-IDX_LABELS_MAGIC = 2049  # 0x00000801: unsigned bytes, 1 dimension
+from tf_distill import idx, image_folder
 
 CLASS_NAMES = {
     "fashion_mnist": (
@@ -80,7 +67,19 @@ class Splits:
         }
 
 
-def load(config: ml_collections.ConfigDict) -> Splits:
+@dataclasses.dataclass(frozen=True)
+class DataSpec:
+    """Which data set to load and how to split it (the `config.*` keys of that name)."""
+
+    dataset: str = "digits"  # "digits" | "idx" | "image_folder" | a tfds name
+    data_dir: str | None = None
+    validation_fraction: float = 0.1
+    split_seed: int = 0
+    image_size: tuple[int, int] = (64, 64)  # image_folder only
+    color_mode: str = "rgb"  # image_folder only
+
+
+def load(spec: DataSpec) -> Splits:
     """Loads the data set that `config.dataset` / `config.data_dir` name.
 
     A `config.data_dir` holding the four IDX gzip files is read as IDX whatever
@@ -90,29 +89,29 @@ def load(config: ml_collections.ConfigDict) -> Splits:
         ValueError: unknown data set name, or malformed data.
         FileNotFoundError: a named folder or file does not exist.
     """
-    name, data_dir = config.dataset, config.data_dir
+    name, data_dir = spec.dataset, spec.data_dir
     names = ()  # class names, when the source has them
     if data_dir is not None and not os.path.isdir(data_dir):
         raise FileNotFoundError(f"config.data_dir {data_dir!r} is not a folder")
-    if data_dir is not None and (name == "idx" or _has_idx_files(data_dir)):
-        x_train, y_train, x_test, y_test = load_idx_folder(data_dir)
+    if data_dir is not None and (name == "idx" or idx.has_files(data_dir)):
+        x_train, y_train, x_test, y_test = idx.load_folder(data_dir)
         scale, source = 255.0, f"idx:{os.path.abspath(data_dir)}"
     elif name == "idx":
         raise ValueError(
             "config.dataset='idx' needs config.data_dir: the folder "
-            f"holding {', '.join(IDX_FILES.values())}"
+            f"holding {', '.join(idx.FILES.values())}"
         )
     elif name == "image_folder":
-        return _load_image_folder(config)
+        return _load_image_folder(spec)
     elif name == "digits":
-        x_train, y_train, x_test, y_test = _load_digits(config.split_seed)
+        x_train, y_train, x_test, y_test = _load_digits(spec.split_seed)
         scale, source = 16.0, "sklearn.datasets.load_digits"
     else:
         x_train, y_train, x_test, y_test, names = _load_tfds(name, data_dir)
         scale, source = 255.0, f"tfds:{name}"
 
     x_train, y_train, x_val, y_val = _carve_validation(
-        x_train, y_train, config.validation_fraction, config.split_seed
+        x_train, y_train, spec.validation_fraction, spec.split_seed
     )
     num_classes = int(max(y_train.max(), y_test.max())) + 1
     if names:  # a tfds ClassLabel's names
@@ -133,19 +132,19 @@ def load(config: ml_collections.ConfigDict) -> Splits:
     )
 
 
-def _load_image_folder(config):
+def _load_image_folder(spec):
     """`config.data_dir` as train/ and val/ (and test/) folders of class folders."""
-    if config.data_dir is None:
+    if spec.data_dir is None:
         raise ValueError(
             "config.dataset='image_folder' needs config.data_dir: the folder "
             "holding train/ and val/ (and optionally test/) class sub-folders"
         )
     train, val, test, names = image_folder.load(
-        config.data_dir, image_size=config.image_size, color_mode=config.color_mode
+        spec.data_dir, image_size=spec.image_size, color_mode=spec.color_mode
     )
     if val is None:  # no test/ folder: val/ is held out for the final test
         val_and_train = _carve_validation(
-            *train, config.validation_fraction, config.split_seed
+            *train, spec.validation_fraction, spec.split_seed
         )
         train, val = val_and_train[:2], val_and_train[2:]
     return Splits(
@@ -155,7 +154,7 @@ def _load_image_folder(config):
         num_classes=len(names),
         input_scale=255.0,
         class_names=names,
-        source=f"image_folder:{os.path.abspath(config.data_dir)}",
+        source=f"image_folder:{os.path.abspath(spec.data_dir)}",
     )
 
 
@@ -184,72 +183,6 @@ def _load_digits(split_seed):
         x, y, test_size=0.2, random_state=split_seed, stratify=y
     )
     return x_train, y_train, x_test, y_test
-
-
-def _has_idx_files(folder):
-    return all(os.path.exists(os.path.join(folder, f)) for f in IDX_FILES.values())
-
-
-def load_idx_folder(folder: str):
-    """Reads the four standard IDX gzip files of an MNIST-layout folder.
-
-    Returns:
-        (x_train, y_train, x_test, y_test): images (n, rows, cols, 1) uint8 and
-        labels (n,) int32.
-
-    Raises:
-        FileNotFoundError: a file is missing (named in the message).
-        ValueError: a file is not gzip, truncated, has the wrong magic number or
-            length, or images and labels disagree in count.
-    """
-    arrays = {}
-    for key, filename in IDX_FILES.items():
-        magic = IDX_IMAGES_MAGIC if key.endswith("images") else IDX_LABELS_MAGIC
-        arrays[key] = read_idx(os.path.join(folder, filename), magic)
-    for split in ("train", "test"):
-        images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
-        if len(images) != len(labels):
-            raise ValueError(
-                f"{os.path.join(folder, IDX_FILES[split + '_images'])} holds "
-                f"{len(images)} images but "
-                f"{os.path.join(folder, IDX_FILES[split + '_labels'])} holds "
-                f"{len(labels)} labels"
-            )
-    return (
-        arrays["train_images"][..., None],
-        arrays["train_labels"].astype(np.int32),
-        arrays["test_images"][..., None],
-        arrays["test_labels"].astype(np.int32),
-    )
-
-
-def read_idx(path: str, expected_magic: int) -> np.ndarray:
-    """Reads one gzip-compressed IDX file of unsigned bytes, checking its header."""
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"IDX file not found: {path}")
-    try:
-        with gzip.open(path, "rb") as f:
-            raw = f.read()
-    except (OSError, EOFError) as e:  # not gzip, or truncated
-        raise ValueError(f"{path}: cannot decompress ({e})") from e
-    if len(raw) < 8:
-        raise ValueError(f"{path}: only {len(raw)} bytes, too short for an IDX header")
-    magic = int.from_bytes(raw[:4], "big")
-    if magic != expected_magic:
-        kind = "images" if expected_magic == IDX_IMAGES_MAGIC else "labels"
-        raise ValueError(
-            f"{path}: magic number {magic}, expected {expected_magic} (IDX {kind})"
-        )
-    ndim = raw[3]
-    header = 4 + 4 * ndim
-    dims = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
-    expected_len = header + math.prod(dims)
-    if len(raw) != expected_len:
-        raise ValueError(
-            f"{path}: {len(raw)} bytes after decompression, but its header "
-            f"{dims} needs {expected_len}"
-        )
-    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims)
 
 
 def _load_tfds(name, data_dir):

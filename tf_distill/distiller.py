@@ -5,11 +5,17 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from tf_distill import losses
+from tf_distill import methods
+from tf_distill.measure import top1_agreement
 
 
 class Distiller(keras.Model):
-    """Trains `student` on `alpha * hard + (1 - alpha) * T^2 KL(teacher || student)`.
+    """Trains `student` against a frozen `teacher` with a distillation method.
+
+    The method (tf_distill/methods.py) gives the per-example losses; by default
+    `methods.KD(temperature, alpha)`: `alpha * hard + (1 - alpha) * T^2
+    KL(teacher || student)`, so `Distiller(student=s, teacher=t, temperature=4,
+    alpha=0.1)` is the classic distiller and `method=` takes any other.
 
     The teacher is frozen: `trainable = False`, called with `training=False` outside
     the gradient tape, so its weights (and batch-norm statistics) never change and
@@ -31,25 +37,25 @@ class Distiller(keras.Model):
         *,
         student: keras.Model,
         teacher: keras.Model | None,
-        temperature: float,
-        alpha: float,
+        method: methods.KD | None = None,
+        temperature: float | None = None,
+        alpha: float | None = None,
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if temperature <= 0:
-            raise ValueError(f"temperature must be > 0, got {temperature}")
-        if not 0.0 <= alpha <= 1.0:
-            raise ValueError(f"alpha must be in [0, 1], got {alpha}")
+        if method is None:
+            if temperature is None or alpha is None:
+                raise ValueError("Give a method, or a temperature and an alpha for KD")
+            method = methods.KD(temperature=temperature, alpha=alpha)
+        elif temperature is not None or alpha is not None:
+            raise ValueError("Give either a method or temperature and alpha, not both")
+        self.method = method
         self.student = student
         self.teacher = teacher
         if teacher is not None:
             teacher.trainable = False
-        self.temperature = float(temperature)
-        self.alpha = float(alpha)
         # Tracker names are the keys of the logged history ("val_" + name too).
-        self.loss_tracker = keras.metrics.Mean(name="loss")
-        self.hard_loss_tracker = keras.metrics.Mean(name="hard_loss")
-        self.soft_loss_tracker = keras.metrics.Mean(name="soft_loss")
+        self.loss_trackers = [keras.metrics.Mean(name=n) for n in method.scalars]
         self.accuracy = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
         # How often the student's top-1 class is the teacher's (val_agreement on
         # the validation split): what distillation transfers, label errors and all.
@@ -60,13 +66,7 @@ class Distiller(keras.Model):
 
     @property
     def metrics(self):
-        return [
-            self.loss_tracker,
-            self.hard_loss_tracker,
-            self.soft_loss_tracker,
-            self.accuracy,
-            self.agreement,
-        ]
+        return [*self.loss_trackers, self.accuracy, self.agreement]
 
     def call(self, x, training=False):
         return self.student(x, training=training)
@@ -84,16 +84,12 @@ class Distiller(keras.Model):
         return x, y, self.teacher(x, training=False)
 
     def _per_example_losses(self, y, teacher_logits, student_logits):
-        return losses.distillation_loss(
-            labels=y,
-            teacher_logits=tf.stop_gradient(teacher_logits),
-            student_logits=student_logits,
-            temperature=self.temperature,
-            alpha=self.alpha,
+        return self.method(
+            labels=y, teacher_logits=teacher_logits, student_logits=student_logits
         )
 
     def _update_trackers(self, per_example, y, teacher_logits, student_logits):
-        for tracker in self.metrics[:3]:
+        for tracker in self.loss_trackers:
             tracker.update_state(per_example[tracker.name])
         self.accuracy.update_state(y, student_logits)
         self.agreement.update_state(top1_agreement(teacher_logits, student_logits))
@@ -133,13 +129,3 @@ def _global_batch_size(y):
     if context is None or context.num_replicas_in_sync == 1:
         return local
     return context.all_reduce(tf.distribute.ReduceOp.SUM, local)
-
-
-def top1_agreement(teacher_logits, student_logits):
-    """1.0 where the student's most likely class is the teacher's, else 0.0."""
-    return tf.cast(
-        tf.equal(
-            tf.argmax(teacher_logits, axis=-1), tf.argmax(student_logits, axis=-1)
-        ),
-        tf.float32,
-    )

@@ -25,43 +25,29 @@ import warnings
 from collections.abc import Sequence
 
 import keras
-import ml_collections
 import numpy as np
 import tensorflow as tf
-from absl import logging
 
-from tf_distill import data, models, outputs
+from tf_distill import models, outputs
+from tf_distill.rundir import ModelPaths
 
 SIGNATURE = "serving_default"
 CLASS_NAMES_SIGNATURE = "class_names"
 TFLITE_KINDS = ("float32", "int8")
-MODEL_NAMES = ("teacher", "student", "distilling")  # the run directory's model folders
-
-
-def role(model_name: str) -> str:
-    """The prefix of a model's LiteRT files: "teacher" or "student"."""
-    return "teacher" if model_name == "teacher" else "student"
-
-
-def tflite_name(model_name: str, kind: str) -> str:
-    """`student_int8.tflite` and the like: the file name of one LiteRT artefact."""
-    return f"{role(model_name)}_{kind}.tflite"
 
 
 def export_model(
     model: keras.Model,
-    model_dir: str,
+    paths: ModelPaths,
     *,
-    model_name: str,
     class_names: Sequence[str],
     representative: np.ndarray | None,
 ) -> dict[str, int]:
-    """Writes every artefact of one trained model into `model_dir`.
+    """Writes every artefact of one trained model into its folder.
 
     Args:
         model: the trained Keras model (uint8-valued pixels in, logits out).
-        model_dir: the model's folder in the run directory.
-        model_name: "teacher", "student" or "distilling"; names the LiteRT files.
+        paths: the model's paths in the run directory (rundir.RunDir.model).
         class_names: one name per class, in class_id order.
         representative: training images (uint8) that calibrate the int8 LiteRT
             file; None writes no LiteRT file.
@@ -73,15 +59,11 @@ def export_model(
         # Exports compute in float32 whatever the training policy: LiteRT has no
         # bfloat16 kernels, and CPUs serve float32 fastest. Same (float32) weights.
         model = models.copy_with_policy(model, "float32")
-    saved_model = os.path.join(model_dir, "saved_model")
-    export_saved_model(model, saved_model, class_names=class_names)
-    outputs.write_text(
-        os.path.join(model_dir, "class_names.txt"),
-        "".join(f"{name}\n" for name in class_names),
-    )
-    sizes = {"saved_model": outputs.size_bytes(saved_model)}
+    export_saved_model(model, paths.saved_model, class_names=class_names)
+    outputs.write_text(paths.class_names, "".join(f"{name}\n" for name in class_names))
+    sizes = {"saved_model": outputs.size_bytes(paths.saved_model)}
     for kind in TFLITE_KINDS:
-        path = os.path.join(model_dir, tflite_name(model_name, kind))
+        path = paths.tflite(kind)
         if representative is None:
             # A LiteRT file from an earlier run would no longer match this model.
             with contextlib.suppress(FileNotFoundError):
@@ -93,7 +75,7 @@ def export_model(
         sizes[f"tflite_{kind}"] = outputs.size_bytes(path)
     # Measured on the previous artefacts (--model=evaluate): stale now.
     with contextlib.suppress(FileNotFoundError):
-        os.remove(os.path.join(model_dir, "evaluation.json"))
+        os.remove(paths.evaluation)
     return sizes
 
 
@@ -190,61 +172,3 @@ def representative_images(x_train: np.ndarray, count: int, seed: int) -> np.ndar
     rng = np.random.default_rng(seed)
     picked = rng.choice(len(x_train), size=min(count, len(x_train)), replace=False)
     return x_train[np.sort(picked)]
-
-
-def trained_models(workdir: str) -> list[str]:
-    """The names of the models trained in `workdir` (those with a model.keras)."""
-    found = [
-        name
-        for name in MODEL_NAMES
-        if os.path.isfile(os.path.join(workdir, name, "model.keras"))
-    ]
-    if not found:
-        raise FileNotFoundError(
-            f"No trained model in {workdir} (looked for "
-            f"{', '.join(f'{n}/model.keras' for n in MODEL_NAMES)}). Train one first "
-            "with the same --config and --workdir, e.g. --model=all."
-        )
-    return found
-
-
-def reexport(config: ml_collections.ConfigDict, *, workdir: str) -> dict[str, dict]:
-    """`--model=export`: rewrites every trained model's artefacts, no training.
-
-    Reads `<workdir>/<model>/model.keras` and writes what `export_model` writes,
-    with the data of `config` giving the class names and the int8 calibration
-    images. Returns the artefact sizes per model.
-    """
-    names = trained_models(workdir)
-    splits = data.load(config)
-    loaded = {}
-    for name in names:  # every model is loaded and checked before any is rewritten
-        path = os.path.join(workdir, name, "model.keras")
-        loaded[name] = keras.models.load_model(path)
-        models.check_fits(
-            loaded[name],
-            input_shape=splits.input_shape,
-            num_classes=splits.num_classes,
-            path=path,
-        )
-    representative = representative_for(config, splits)
-    results = {}
-    for name, model in loaded.items():
-        results[name] = export_model(
-            model,
-            os.path.join(workdir, name),
-            model_name=name,
-            class_names=splits.class_names,
-            representative=representative,
-        )
-        logging.info("Exported %s: %s", name, results[name])
-    return results
-
-
-def representative_for(config, splits) -> np.ndarray | None:
-    """The int8 calibration images `config.export` asks for; None: no LiteRT."""
-    if not config.export.tflite:
-        return None
-    return representative_images(
-        splits.x_train, config.export.representative_examples, config.seed
-    )

@@ -1,4 +1,4 @@
-"""Model builders, picked by name from `MODELS` (`config.teacher.arch`, ...).
+"""Model builders, picked by name from `MODELS` or imported from the user's code.
 
 Every model takes raw pixels (float32 holding the uint8 values) and rescales them in
 its first layer, so training, evaluation and the exported SavedModel all preprocess
@@ -9,11 +9,13 @@ exponentiates.
 
 from __future__ import annotations
 
+import dataclasses
+import importlib
+import inspect
 import os
 from collections.abc import Sequence
 
 import keras
-import ml_collections
 import tensorflow as tf
 
 
@@ -92,50 +94,109 @@ APPLICATIONS = {
 MODELS = {"mlp": mlp, "cnn": cnn, **{name: application(name) for name in APPLICATIONS}}
 
 
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+    """What to build: `arch` is a name in MODELS or `package.module:function`."""
+
+    arch: str
+    layers: tuple[int, ...] = ()  # Dense units (mlp) or Conv2D filters (cnn)
+    dropout: float = 0.0
+    weights: str | None = None  # a local weights file for a Keras Applications arch
+    epochs: int = 1
+
+
+def is_imported(arch: str) -> bool:
+    """Whether `arch` names a user's builder, `package.module:function`."""
+    return ":" in arch
+
+
 def build(
-    model_config: ml_collections.ConfigDict,
+    spec: ModelSpec,
     *,
     input_shape: Sequence[int],
     num_classes: int,
     input_scale: float,
     name: str,
 ) -> keras.Model:
-    """Builds `MODELS[model_config.arch]` as a functional Keras model of logits.
+    """Builds `spec.arch` as a Keras model from raw pixels to logits.
+
+    A name in MODELS gets the rescaling first layer and float32 logits layer every
+    built-in model has. `package.module:function` imports the user's builder and
+    calls `function(input_shape, num_classes)` (with `input_scale=`, the largest
+    raw pixel value, if it takes that keyword); the model it returns must map raw
+    pixels of `input_shape` to `num_classes` logits.
 
     Raises:
-        ValueError: unknown architecture name (the message lists the valid ones).
+        ValueError: an unknown or unimportable arch, or a user model that does not
+            fit the data (the message names it).
     """
-    if model_config.arch not in MODELS:
+    if is_imported(spec.arch):
+        return _build_imported(spec.arch, input_shape, num_classes, input_scale)
+    if spec.arch not in MODELS:
         raise ValueError(
-            f"Unknown model arch {model_config.arch!r}; valid: {', '.join(MODELS)}"
+            f"Unknown model arch {spec.arch!r}; valid: {', '.join(MODELS)}, or "
+            "package.module:function"
         )
     inputs = keras.Input(shape=tuple(input_shape), name="pixels")
-    body_options = {
-        "layers": tuple(model_config.layers),
-        "dropout": model_config.dropout,
-    }
-    weights = model_config.get("weights")
-    if model_config.arch in APPLICATIONS:
+    body_options = {"layers": tuple(spec.layers), "dropout": spec.dropout}
+    if spec.arch in APPLICATIONS:
         scale = 255.0 / input_scale  # applications take 0..255
-        body_options["weights"] = weights
-    elif weights is not None:
+        body_options["weights"] = spec.weights
+    elif spec.weights is not None:
         raise ValueError(
-            f"A weights file ({weights!r}) is for Keras Applications "
-            f"({', '.join(APPLICATIONS)}), not arch {model_config.arch!r}"
+            f"A weights file ({spec.weights!r}) is for Keras Applications "
+            f"({', '.join(APPLICATIONS)}), not arch {spec.arch!r}"
         )
     else:
         scale = 1.0 / input_scale
     x = keras.layers.Rescaling(scale, name="rescale")(inputs)
     # The body returns features; the float32 logits layer is common to all.
-    x = MODELS[model_config.arch](x, **body_options)
+    x = MODELS[spec.arch](x, **body_options)
     logits = keras.layers.Dense(num_classes, dtype="float32", name="logits")(x)
     return keras.Model(inputs, logits, name=name)
 
 
-def build_for(model_config: ml_collections.ConfigDict, splits, *, name: str):
+def import_builder(arch: str):
+    """The function `package.module:function` names.
+
+    Raises:
+        ValueError: naming `arch` and why it cannot be imported.
+    """
+    module_name, _, function_name = arch.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as e:  # ImportError, or any error inside the user's module
+        raise ValueError(
+            f"Model builder {arch!r}: cannot import {module_name!r}: "
+            f"{type(e).__name__}: {e}"
+        ) from None
+    builder = getattr(module, function_name, None)
+    if not callable(builder):
+        raise ValueError(
+            f"Model builder {arch!r}: module {module_name!r} has no function "
+            f"{function_name!r}"
+        )
+    return builder
+
+
+def _build_imported(arch, input_shape, num_classes, input_scale):
+    builder = import_builder(arch)
+    options = {}
+    if "input_scale" in inspect.signature(builder).parameters:
+        options["input_scale"] = float(input_scale)
+    model = builder(tuple(input_shape), int(num_classes), **options)
+    if not isinstance(model, keras.Model):
+        raise ValueError(
+            f"Model builder {arch!r} returned {type(model).__name__}, not a keras.Model"
+        )
+    check_fits(model, input_shape=input_shape, num_classes=num_classes, path=arch)
+    return model
+
+
+def build_for(spec: ModelSpec, splits, *, name: str) -> keras.Model:
     """`build` for a data set's `Splits`: its input shape, classes and scale."""
     return build(
-        model_config,
+        spec,
         input_shape=splits.input_shape,
         num_classes=splits.num_classes,
         input_scale=splits.input_scale,
@@ -179,3 +240,22 @@ def copy_with_policy(
 def computes_in_float32(model: keras.Model) -> bool:
     """Whether every layer of `model` computes in float32 (no mixed precision)."""
     return all(layer.dtype_policy.compute_dtype == "float32" for layer in model.layers)
+
+
+def teacher_for_inference(
+    teacher: keras.Model, dtype: str, strategy: tf.distribute.Strategy | None = None
+) -> keras.Model:
+    """The teacher as the caching pass runs it: itself, or a bfloat16 copy.
+
+    bfloat16 is faster only on CPUs with bfloat16 instructions (AVX512-BF16, AMX)
+    and on accelerators; the copy leaves the teacher itself untouched.
+    """
+    if dtype == "float32":
+        return teacher
+    return copy_with_policy(teacher, "mixed_bfloat16", strategy)
+
+
+def load(path: str, strategy: tf.distribute.Strategy | None = None) -> keras.Model:
+    """A saved .keras model, its variables created under `strategy`."""
+    with (strategy or tf.distribute.get_strategy()).scope():
+        return keras.models.load_model(path)

@@ -29,14 +29,14 @@ from absl import logging
 
 from tf_distill import outputs
 
-BACKUP = ".backup"
-
 
 class RunState:
     """What `<workdir>/.backup/run.json` records of the run in progress."""
 
-    def __init__(self, workdir: str, *, config: dict, mode: str):
-        self.root = os.path.join(workdir, BACKUP)
+    def __init__(self, backup_root: str, *, config: dict, mode: str):
+        """`backup_root`: the run's `.backup` folder (rundir.RunDir.backup_root)."""
+        self.root = backup_root
+        workdir = os.path.dirname(os.path.abspath(backup_root))
         self._path = os.path.join(self.root, "run.json")
         config = json.loads(json.dumps(config))  # as run.json holds it: tuples->lists
         self._state = {"config": config, "mode": mode, "finished": []}

@@ -1,20 +1,21 @@
 """Running what was shipped, as a client would: the SavedModel and the LiteRT files.
 
 `open_artefact(path)` gives a `Classifier` for a `saved_model/` folder or a `.tflite`
-file; `evaluate_run` (`--model=evaluate`) measures every artefact of a run on the test
-split, so a user checks what they ship rather than the Keras model they trained.
+file; `evaluate_artefacts` (`--model=evaluate`) measures every artefact of a model on
+the test split with the measures of metrics.json (measure.classification_metrics), so
+a user checks what they ship rather than the Keras model they trained.
 """
 
 from __future__ import annotations
 
 import os
 
-import ml_collections
 import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from tf_distill import data, export, outputs
+from tf_distill import export, measure, outputs
+from tf_distill.rundir import ModelPaths
 
 BATCH = 256  # examples per call when evaluating; any size works
 
@@ -93,63 +94,44 @@ def check_pixels(pixels, input_shape, path) -> None:
         )
 
 
-def accuracy_and_loss(logits: np.ndarray, labels: np.ndarray) -> dict[str, float]:
-    """Test accuracy and mean cross-entropy, the measures metrics.json reports."""
-    log_probs = tf.nn.log_softmax(tf.constant(logits, tf.float32)).numpy()
-    return {
-        "test_accuracy": float(np.mean(np.argmax(logits, axis=-1) == labels)),
-        "test_loss": float(-np.mean(log_probs[np.arange(len(labels)), labels])),
-    }
-
-
-def artefacts(model_dir: str, model_name: str) -> dict[str, str]:
+def artefacts(paths: ModelPaths) -> dict[str, str]:
     """The exported artefacts present in a model's folder, by kind."""
-    found = {"saved_model": os.path.join(model_dir, "saved_model")}
+    found = {"saved_model": paths.saved_model}
     for kind in export.TFLITE_KINDS:
-        found[f"tflite_{kind}"] = os.path.join(
-            model_dir, export.tflite_name(model_name, kind)
-        )
+        found[f"tflite_{kind}"] = paths.tflite(kind)
     return {kind: path for kind, path in found.items() if os.path.exists(path)}
 
 
-def evaluate_run(config: ml_collections.ConfigDict, *, workdir: str) -> dict:
-    """`--model=evaluate`: every exported artefact of a run, on the test split.
+def evaluate_artefacts(paths: ModelPaths, x: np.ndarray, y: np.ndarray) -> dict:
+    """Every exported artefact of one model on (x, y), as a client runs it.
 
-    Writes `<workdir>/<model>/evaluation.json` per model and returns the results,
-    keyed by model then artefact kind ("saved_model", "tflite_float32", ...).
-    The Keras model's own test accuracy (metrics.json) is given beside them.
+    Returns:
+        {kind: {"test_accuracy", "test_loss", "bytes"}} per artefact present.
+
+    Raises:
+        FileNotFoundError: the model's folder holds no export.
     """
-    names = export.trained_models(workdir)
-    splits = data.load(config)
-    results = {}
-    for name in names:
-        model_dir = os.path.join(workdir, name)
-        found = artefacts(model_dir, name)
-        if not found:
-            raise FileNotFoundError(
-                f"{model_dir} holds no export; run --model=export first"
-            )
-        result = {}
-        for kind, path in found.items():
-            measured = accuracy_and_loss(
-                open_artefact(path).logits(splits.x_test), splits.y_test
-            )
-            result[kind] = {**measured, "bytes": outputs.size_bytes(path)}
-            logging.info(
-                "%s %s: test accuracy %.4f, test loss %.4f",
-                name,
-                kind,
-                measured["test_accuracy"],
-                measured["test_loss"],
-            )
-        metrics_path = os.path.join(model_dir, "metrics.json")
-        if os.path.isfile(metrics_path):
-            metrics = outputs.read_json(metrics_path)
-            result["keras"] = {k: metrics[k] for k in ("test_accuracy", "test_loss")}
-        outputs.write_json(os.path.join(model_dir, "evaluation.json"), result)
-        results[name] = result
-    print(format_table(results))
-    return results
+    found = artefacts(paths)
+    if not found:
+        raise FileNotFoundError(
+            f"{paths.dir} holds no export; run --model=export first"
+        )
+    result = {}
+    for kind, path in found.items():
+        measured = measure.classification_metrics(open_artefact(path).logits(x), y)
+        result[kind] = {
+            "test_accuracy": measured.accuracy,
+            "test_loss": measured.loss,
+            "bytes": outputs.size_bytes(path),
+        }
+        logging.info(
+            "%s %s: test accuracy %.4f, test loss %.4f",
+            paths.key.name,
+            kind,
+            measured.accuracy,
+            measured.loss,
+        )
+    return result
 
 
 def format_table(results: dict) -> str:

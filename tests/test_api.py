@@ -1,0 +1,146 @@
+"""The Python API and users' own model builders, as a user calls them."""
+
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import tf_distill
+from tests.conftest import REPO, tiny_flags
+from tests.test_main import run_main
+
+
+def _digits(batch_size=64, n=512):
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    x = digits.images[:n, ..., None].astype(np.float32)
+    y = digits.target[:n].astype(np.int32)
+    return tf.data.Dataset.from_tensor_slices((x, y)).batch(batch_size)
+
+
+def _mlp(units, seed):
+    keras.utils.set_random_seed(seed)
+    return keras.Sequential(
+        [
+            keras.Input((8, 8, 1)),
+            keras.layers.Rescaling(1 / 16),
+            keras.layers.Flatten(),
+            keras.layers.Dense(units, activation="relu"),
+            keras.layers.Dense(10),
+        ]
+    )
+
+
+@pytest.mark.parametrize("cached", [True, False])
+def test_distill_trains_the_student_and_leaves_the_teacher_alone(cached):
+    train = _digits()
+    teacher = _mlp(32, seed=0)
+    teacher.compile(
+        optimizer="adam",
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
+    teacher.fit(train, epochs=3, verbose=0)
+    teacher_before = [w.copy() for w in teacher.get_weights()]
+    student = _mlp(8, seed=1)
+    student_before = [w.copy() for w in student.get_weights()]
+
+    result = tf_distill.distill(
+        teacher=teacher,
+        student=student,
+        train_data=train,
+        validation_data=_digits(n=128),
+        epochs=3,
+        cache_teacher_logits=cached,
+        verbose=0,
+    )
+    assert result.student is student and result.cached == cached
+    assert (result.teacher_pass_seconds > 0) == cached
+    history = result.history
+    assert len(history["loss"]) == 3 and history["loss"][-1] < history["loss"][0]
+    assert {"hard_loss", "soft_loss", "agreement", "val_soft_loss"} <= set(history)
+    for before, after in zip(teacher_before, teacher.get_weights(), strict=True):
+        np.testing.assert_array_equal(before, after)
+    assert any(
+        not np.array_equal(b, a)
+        for b, a in zip(student_before, student.get_weights(), strict=True)
+    )
+
+
+def test_distill_refuses_models_and_data_that_do_not_match():
+    teacher, student = _mlp(8, seed=0), _mlp(8, seed=1)
+    three = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Dense(3)])
+    with pytest.raises(ValueError, match="teacher has 10 outputs and the student 3"):
+        tf_distill.distill(
+            teacher=teacher, student=three, train_data=_digits(), epochs=1
+        )
+    images_only = _digits().map(lambda x, y: x)
+    with pytest.raises(ValueError, match="train_data must yield \\(x, y\\) batches"):
+        tf_distill.distill(
+            teacher=teacher, student=student, train_data=images_only, epochs=1
+        )
+
+
+@pytest.mark.slow
+def test_the_python_api_example_runs():
+    proc = subprocess.run(
+        [sys.executable, os.path.join(REPO, "examples", "distil_your_own_models.py")]
+        + ["--epochs=3"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES=""),
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = proc.stdout.splitlines()
+    for label in ("teacher", "student alone", "distilled student"):
+        line = next(x for x in lines if x.startswith(f"{label} test accuracy"))
+        assert 0.0 <= float(line.split()[-1]) <= 1.0
+    assert "teacher logits cached: True" in proc.stdout
+
+
+@pytest.mark.slow
+def test_your_own_builders_from_the_command_line(tmp_path):
+    proc = run_main(
+        tmp_path,
+        "--model=all",
+        "--workdir=run",
+        *tiny_flags(),
+        "--config.teacher.arch=tests.builders:tiny_dense",
+        "--config.student.arch=examples.my_models:small_cnn",
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    student = keras.models.load_model(tmp_path / "run" / "distilling" / "model.keras")
+    assert student.name == "small_cnn"
+    assert (tmp_path / "run" / "distilling" / "saved_model" / "saved_model.pb").exists()
+    assert (tmp_path / "run" / "report.md").exists()
+
+
+@pytest.mark.parametrize(
+    "arch, message",
+    [
+        ("tests.nowhere:f", "cannot import 'tests.nowhere': ModuleNotFoundError"),
+        ("tests.builders:nothing", "module 'tests.builders' has no function 'nothing'"),
+        ("tests.builders:not_a_model", "returned str, not a keras.Model"),
+        (
+            "tests.builders:wrong_classes",
+            "maps (None, 8, 8, 1) -> (None, 11), but the data needs (None, 8, 8, 1) "
+            "-> (None, 10)",
+        ),
+    ],
+)
+def test_a_bad_builder_is_one_line_before_any_work(tmp_path, arch, message):
+    proc = run_main(
+        tmp_path, "--model=student", "--workdir=run", f"--config.student.arch={arch}"
+    )
+    assert proc.returncode == 1
+    assert f"error: config.student.arch: Model builder {arch!r}" in proc.stderr or (
+        f"error: config.student.arch: Model {arch}" in proc.stderr
+    ), proc.stderr[-2000:]
+    assert message in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "run").exists()

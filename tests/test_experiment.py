@@ -1,0 +1,139 @@
+"""The experiment layer's parts: mode dispatch, the run directory's names, and the
+choice of weights a model ships; each in seconds, without a full run."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+
+from tests.test_main import run_main
+from tf_distill import experiment, fitting
+from tf_distill.rundir import ModelKey, RunDir, runs_of
+
+
+def test_each_mode_dispatches_to_its_function(tiny_config, tmp_path, monkeypatch):
+    called = {}
+    for name in experiment.MODES:
+        monkeypatch.setitem(
+            experiment.MODES,
+            name,
+            lambda config, run_dir, name=name: called.setdefault(name, run_dir),
+        )
+    for mode in experiment.MODES:
+        experiment.run(
+            tiny_config,
+            workdir=str(tmp_path / "w"),
+            mode=mode,
+            tensorboard_dir=str(tmp_path / "tb"),
+        )
+    assert list(called) == list(experiment.MODES)
+    assert set(called.values()) == {RunDir(str(tmp_path / "w"), str(tmp_path / "tb"))}
+
+
+def test_main_offers_exactly_the_modes_of_the_table(tmp_path):
+    proc = run_main(tmp_path, "--model=nonsense")
+    assert proc.returncode != 0
+    listed = proc.stderr.split("one of ")[1]
+    for mode in experiment.MODES:
+        assert mode in listed
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize(
+    "name, base, seed, role",
+    [
+        ("teacher", "teacher", None, "teacher"),
+        ("student", "student", None, "student"),
+        ("distilling_seed43", "distilling", 43, "student"),
+        ("sweep/T4_alpha0.1", "sweep/T4_alpha0.1", None, "student"),
+        ("sweep/student_seed-1", "sweep/student", -1, "student"),
+    ],
+)
+def test_model_names_parse_and_round_trip(name, base, seed, role):
+    key = ModelKey.parse(name)
+    assert (key.base, key.seed, key.role) == (base, seed, role)
+    assert key.name == name
+    run_dir = RunDir("/w", "/tb")
+    assert run_dir.model(key).keras == f"/w/{name}/model.keras"
+    assert run_dir.model(key).tensorboard == f"/tb/{name}"
+    assert run_dir.model(key).tflite("int8") == f"/w/{name}/{role}_int8.tflite"
+
+
+def test_keys_of_the_first_seed_keep_the_fixed_names():
+    assert ModelKey.of("student", 42, first_seed=42).name == "student"
+    assert ModelKey.of("student", 43, first_seed=42).name == "student_seed43"
+    cell = ModelKey.sweep_cell(4.0, 0.1, 44, first_seed=42)
+    assert cell.name == "sweep/T4_alpha0.1_seed44"
+    results = {n: {"n": n} for n in ("student_seed43", "teacher", "student", "st")}
+    assert [r["n"] for r in runs_of(results, "student")] == [
+        "student",
+        "student_seed43",
+    ]
+
+
+def _two_weight_model():
+    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
+    last = [np.full((1, 1), 2.0, np.float32), np.zeros(1, np.float32)]
+    best = [np.full((1, 1), 5.0, np.float32), np.zeros(1, np.float32)]
+    return model, last, best
+
+
+@pytest.mark.parametrize("keep_best, kept_kernel", [(True, 5.0), (False, 2.0)])
+def test_select_weights_measures_both_and_keeps_one(keep_best, kept_kernel):
+    model, last, best = _two_weight_model()
+    result = fitting.FitResult({}, 1.0, 1, last, best, best_epoch=3)
+    measured = []
+
+    def evaluate():
+        measured.append(float(model.get_weights()[0][0, 0]))
+        return measured[-1]
+
+    selection = fitting.select_weights(
+        model, result, evaluate=evaluate, keep_best=keep_best
+    )
+    assert sorted(measured) == [2.0, 5.0]
+    assert (selection.best, selection.last) == (5.0, 2.0)
+    assert selection.kept == kept_kernel
+    assert model.get_weights()[0][0, 0] == kept_kernel
+    assert selection.weights == ("best_validation" if keep_best else "last_epoch")
+
+
+def test_select_weights_measures_once_when_the_last_epoch_was_best():
+    model, last, _ = _two_weight_model()
+    result = fitting.FitResult({}, 1.0, 1, last, None, best_epoch=4)
+    calls = []
+    selection = fitting.select_weights(
+        model, result, evaluate=lambda: calls.append(1) or len(calls), keep_best=True
+    )
+    assert calls == [1] and selection.best is selection.last
+
+
+@pytest.mark.slow
+def test_early_stopping_ships_the_best_validation_epoch(tiny_config, tmp_path):
+    """The default config's path: patience > 0 keeps the best-on-validation
+    weights. The saved model must score the history's best val_accuracy."""
+    from tf_distill import config as config_lib
+    from tf_distill import data, measure
+
+    tiny_config.early_stopping.patience = 3
+    tiny_config.student.epochs = 8
+    tiny_config.optimizer.learning_rate = 3e-2  # a noisy curve: the last is not best
+    results = experiment.run(
+        tiny_config,
+        workdir=str(tmp_path / "run"),
+        mode="student",
+        tensorboard_dir=str(tmp_path / "tb"),
+    )
+    metrics = results["student"]
+    history = metrics["history"]["val_accuracy"]
+    assert metrics["weights"] == "best_validation"
+    assert metrics["best_epoch"] == int(np.argmax(history)) + 1
+    assert metrics["test_accuracy"] == metrics["test_accuracy_best_validation"]
+    splits = config_lib.load_data(tiny_config)
+    model = keras.models.load_model(tmp_path / "run" / "student" / "model.keras")
+    val = data.pipeline(splits.x_val, splits.y_val, batch_size=64)
+    val_accuracy = measure.evaluate(model, val).accuracy
+    assert val_accuracy == pytest.approx(max(history), abs=1e-6)
+    on_disk = json.loads((tmp_path / "run" / "student" / "metrics.json").read_text())
+    assert on_disk["test_accuracy"] == metrics["test_accuracy"]

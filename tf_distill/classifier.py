@@ -1,0 +1,335 @@
+"""The classifier task: train, distil, measure, save and export one model of a run.
+
+`ClassifierTask` holds what the models of one run share (data pipelines, strategy,
+run directory, crash state, the teacher's cached logits); the experiment layer
+(experiment.py) decides which models a mode trains. For each model, in this order:
+
+    1. build it (the same seed before every build: the student alone and the
+       distilled student of one seed start from identical weights);
+    2. fit it (fitting.fit: backups, early stopping, NaN stop, TensorBoard);
+    3. keep the best-on-validation or the last epoch's weights, measuring both
+       (fitting.select_weights);
+    4. save model.keras, export it (if shipped), write metrics.json, and mark it
+       finished for a resumed run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import keras
+import numpy as np
+from absl import logging
+
+from tf_distill import (
+    augment,
+    data,
+    export,
+    fitting,
+    measure,
+    models,
+    outputs,
+    teacher_cache,
+)
+from tf_distill.distiller import Distiller
+from tf_distill.rundir import ModelKey, RunDir
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """How the classifiers of a run are trained, cached and shipped."""
+
+    batch_size: int = 64  # global, across replicas
+    steps_per_execution: int = 1
+    learning_rate: float = 3e-3
+    final_lr_fraction: float = 0.1
+    amsgrad: bool = False
+    early_stopping: fitting.EarlyStopping = fitting.EarlyStopping()
+    tensorboard_every_steps: int = 100
+    augment: augment.AugmentSpec = augment.AugmentSpec()
+    cache_teacher_logits: bool = True
+    cache_dtype: str = "float32"
+    teacher_batch_size: int = 256
+    teacher_dtype: str = "float32"
+    export_tflite: bool = True
+    representative_examples: int = 500  # int8 calibration images
+    representative_seed: int = 0
+
+
+def _divisor_at_most(n, limit):
+    return max(d for d in range(1, min(n, limit) + 1) if n % d == 0)
+
+
+class ClassifierTask:
+    """The models of one classification run."""
+
+    def __init__(self, settings: Settings, splits, strategy, run_dir: RunDir, state):
+        self.settings = settings
+        self.splits = splits
+        self.strategy = strategy
+        self.run_dir = run_dir
+        self.state = state  # resume.RunState: what a crashed run finished
+        batch = settings.batch_size
+        self.val_ds = data.pipeline(splits.x_val, splits.y_val, batch_size=batch)
+        self.test_ds = data.pipeline(splits.x_test, splits.y_test, batch_size=batch)
+        self.steps_per_epoch = math.ceil(len(splits.y_train) / batch)
+        self.steps_per_execution = _divisor_at_most(
+            self.steps_per_epoch, settings.steps_per_execution
+        )
+        if self.steps_per_execution != settings.steps_per_execution:
+            # The training dataset runs on across epochs, and Keras runs whole
+            # executions, so one must not straddle two epochs.
+            logging.warning(
+                "steps_per_execution %d lowered to %d, the largest divisor of the "
+                "%d steps per epoch at most that",
+                settings.steps_per_execution,
+                self.steps_per_execution,
+                self.steps_per_epoch,
+            )
+        self.teacher_test = None  # measure.ClassMetrics of the teacher, on test
+        self._cache = None  # the teacher's (train, val) logits, and the seconds
+
+    def set_teacher(self, teacher: keras.Model) -> None:
+        """The teacher the students are compared with (test-split agreement)."""
+        self.teacher_test = measure.evaluate(teacher, self.test_ds)
+
+    def reuse(self, key: ModelKey, *, load_model: bool = True):
+        """(model or None, metrics) of a model an interrupted run had finished."""
+        logging.info("%s was finished before the interruption; reusing it", key.name)
+        paths = self.run_dir.model(key)
+        model = models.load(paths.keras, self.strategy) if load_model else None
+        return model, outputs.read_json(paths.metrics)
+
+    def train(self, key: ModelKey, spec: models.ModelSpec, *, seed: int, ship: bool):
+        """Trains a model on the labels alone (the teacher, or a student alone).
+
+        Returns:
+            (the trained model, its metrics).
+        """
+        if self.state.finished(key.name):
+            return self.reuse(key)
+        with self.strategy.scope():
+            model = self._build(spec, key.role, seed)
+            model.compile(
+                optimizer=self._optimizer(spec.epochs),
+                loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+                steps_per_execution=self.steps_per_execution,
+            )
+        result = self._fit(model, key, spec.epochs, seed, self.val_ds)
+        metrics = self._finish(key, model, model, result, ship=ship, seed=seed)
+        return model, metrics
+
+    def distill(
+        self,
+        key: ModelKey,
+        teacher: keras.Model,
+        method,
+        *,
+        spec: models.ModelSpec,
+        epochs: int,
+        seed: int,
+        ship: bool,
+    ) -> dict:
+        """Distils `teacher` into a fresh student built from `spec`; its metrics.
+
+        With cached logits (settings.cache_teacher_logits and no augmentation:
+        the teacher's outputs never change) the teacher runs once per run over the
+        training and validation data, and its logits travel with each example;
+        otherwise it runs in every step. Both give the same loss on the same batch.
+        """
+        if self.state.finished(key.name):
+            return self.reuse(key, load_model=False)[1]
+        cache = self.settings.cache_teacher_logits and not self.settings.augment.enabled
+        train_logits = val_logits = None
+        teacher_seconds = 0.0
+        if cache:
+            if self._cache is None:  # computed once per run, for every student
+                s = self.settings
+                self._cache = teacher_cache.compute(
+                    models.teacher_for_inference(
+                        teacher, s.teacher_dtype, self.strategy
+                    ),
+                    (self.splits.x_train, self.splits.x_val),
+                    batch_size=s.teacher_batch_size,
+                    dtype=s.cache_dtype,
+                )
+            (train_logits, val_logits), teacher_seconds = self._cache
+        else:
+            # Augmented images change every epoch: the teacher sees the student's.
+            logging.info(
+                "The teacher runs in every training step (not cached%s).",
+                ": the training images are augmented"
+                if self.settings.cache_teacher_logits
+                else "",
+            )
+        val_ds = self.val_ds
+        if val_logits is not None:
+            val_ds = data.pipeline(
+                self.splits.x_val,
+                self.splits.y_val,
+                batch_size=self.settings.batch_size,
+                extra=val_logits,
+            )
+        with self.strategy.scope():
+            student = self._build(spec, key.role, seed)
+            distiller = Distiller(
+                student=student,
+                # Unused with cached logits; then the teacher is not even traced.
+                teacher=None if cache else teacher,
+                method=method,
+            )
+            distiller.compile(
+                optimizer=self._optimizer(epochs),
+                steps_per_execution=self.steps_per_execution,
+            )
+        result = self._fit(distiller, key, epochs, seed, val_ds, train_logits)
+        return self._finish(
+            key,
+            distiller,
+            student,
+            result,
+            ship=ship,
+            seed=seed,
+            teacher_seconds=teacher_seconds,
+            extra={**method.describe(), "teacher": "cached" if cache else "per_step"},
+        )
+
+    def _build(self, spec, role, seed):
+        # The same seed before every build: the student alone and the distilled
+        # student of one seed start from identical weights, so their gap is
+        # distillation's. It also seeds the dropout of the fit that follows.
+        keras.utils.set_random_seed(seed)
+        return models.build_for(spec, self.splits, name=role)
+
+    def _optimizer(self, epochs):
+        s = self.settings
+        return fitting.cosine_adam(
+            learning_rate=s.learning_rate,
+            total_steps=epochs * self.steps_per_epoch,
+            final_lr_fraction=s.final_lr_fraction,
+            amsgrad=s.amsgrad,
+        )
+
+    def _fit(self, model, key, epochs, seed, val_ds, teacher_logits=None):
+        paths = self.run_dir.model(key)
+        augmentation = augment.build(
+            self.settings.augment,
+            input_shape=self.splits.input_shape,
+            input_scale=self.splits.input_scale,
+            seed=seed,
+        )
+
+        def train_ds(epoch_range):
+            # Epoch e's order depends on (seed, e) alone: the models of one seed
+            # see the same batches, and a resumed run continues in that order.
+            return data.pipeline(
+                self.splits.x_train,
+                self.splits.y_train,
+                batch_size=self.settings.batch_size,
+                extra=teacher_logits,
+                shuffle_seed=seed,
+                epochs=epoch_range,
+                augment=augmentation,
+            )
+
+        return fitting.fit(
+            model,
+            name=key.name,
+            make_train_ds=train_ds,
+            val_ds=val_ds,
+            epochs=epochs,
+            steps_per_epoch=self.steps_per_epoch,
+            backup_dir=self.state.model_dir(key.name),
+            tensorboard_dir=paths.tensorboard,
+            tensorboard_every_steps=self.settings.tensorboard_every_steps,
+            early_stopping=self.settings.early_stopping,
+        )
+
+    def _finish(
+        self, key, fitted, model, result, *, ship, seed, teacher_seconds=0.0, extra=None
+    ):
+        """Steps 3 and 4: keeps weights, saves, exports, writes metrics.json."""
+        teacher_logits = None if self.teacher_test is None else self.teacher_test.logits
+        selection = fitting.select_weights(
+            fitted,
+            result,
+            evaluate=lambda: measure.evaluate(
+                model, self.test_ds, teacher_logits=teacher_logits
+            ),
+            keep_best=self.settings.early_stopping.patience > 0,
+        )
+        paths = self.run_dir.model(key)
+        outputs.save_keras(model, paths.keras)
+        artefact_bytes = {}
+        if ship:
+            artefact_bytes = export.export_model(
+                model,
+                paths,
+                class_names=self.splits.class_names,
+                representative=calibration_images(self.settings, self.splits.x_train),
+            )
+        metrics = self._metrics(key, model, result, selection, seed, teacher_seconds)
+        metrics.update(artefact_bytes=artefact_bytes, **(extra or {}))
+        metrics["saved_model_bytes"] = artefact_bytes.get("saved_model")
+        metrics["history"] = {
+            k: [float(v) for v in vs] for k, vs in result.history.items()
+        }
+        if key.base == "teacher":  # what the students are compared with
+            self.teacher_test = selection.kept
+        outputs.write_json(paths.metrics, metrics)
+        self.state.mark_finished(key.name)
+        logging.info(
+            "%s: test accuracy %.4f (best-on-validation weights %.4f, last epoch "
+            "%.4f), test loss %.4f, %d epochs in %.1f s",
+            key.name,
+            selection.kept.accuracy,
+            selection.best.accuracy,
+            selection.last.accuracy,
+            selection.kept.loss,
+            metrics["epochs_run"],
+            metrics["train_seconds"],
+        )
+        return metrics
+
+    def _metrics(self, key, model, result, selection, seed, teacher_seconds):
+        """metrics.json's fields (DESIGN.md), but for exports and history."""
+        metrics = {
+            "model": key.name,
+            "seed": seed,
+            "test_accuracy": selection.kept.accuracy,
+            "test_loss": selection.kept.loss,
+            "weights": selection.weights,
+            "test_accuracy_best_validation": selection.best.accuracy,
+            "test_accuracy_last_epoch": selection.last.accuracy,
+            "best_epoch": result.best_epoch,
+            "epochs_run": result.epochs_run,
+            # This process's wall time, the teacher's caching pass included.
+            "train_seconds": result.seconds + teacher_seconds,
+            "teacher_pass_seconds": teacher_seconds,
+            # Of the epochs this process ran (after a resume, not those before).
+            "examples_per_second": len(self.splits.y_train)
+            * result.epochs_here
+            / result.seconds,
+            "inference_examples_per_second": measure.inference_examples_per_second(
+                model, self.splits.x_test
+            ),
+            "inference_batch_size": measure.INFERENCE_BATCH,
+            "params": model.count_params(),
+            "data": {"source": self.splits.source, **self.splits.sizes()},
+            "strategy": type(self.strategy).__name__,
+            "replicas": self.strategy.num_replicas_in_sync,
+        }
+        if key.base != "teacher" and selection.kept.agreement is not None:
+            metrics["test_agreement_with_teacher"] = selection.kept.agreement
+        return metrics
+
+
+def calibration_images(settings: Settings, x_train: np.ndarray) -> np.ndarray | None:
+    """The int8 LiteRT calibration images `settings` asks for; None: no LiteRT."""
+    if not settings.export_tflite:
+        return None
+    return export.representative_images(
+        x_train, settings.representative_examples, settings.representative_seed
+    )

@@ -1,0 +1,183 @@
+"""The experiment layer: one function per `--model` mode, in the table `MODES`.
+
+    run(config, workdir=..., mode=...)  ->  MODES[mode](config, RunDir)
+
+With config.py and session.py, this is the only code that reads a config, and it
+owns the run directory (rundir.RunDir yields every path). A training mode opens a
+`Session` (strategy, data, teacher, run state, task), asks it for the models it
+names, and writes the run's report; `export` and `evaluate` work on what a run left.
+"""
+
+from __future__ import annotations
+
+import os
+
+import ml_collections
+from absl import logging
+
+from tf_distill import (
+    classifier,
+    export,
+    outputs,
+    report,
+    serving,
+    sweep_report,
+)
+from tf_distill import config as config_lib
+from tf_distill.rundir import DISTILLED, STUDENT, SWEEP, TEACHER, ModelKey, RunDir
+from tf_distill.session import Session, load_fitting
+
+
+def run(
+    config: ml_collections.ConfigDict,
+    *,
+    workdir: str,
+    mode: str,
+    tensorboard_dir: str | None = None,
+) -> dict[str, dict]:
+    """Runs what `mode` names and writes the run directory.
+
+    Args:
+        config: a config from `configs/`; validated here before any work.
+        workdir: the run directory.
+        mode: a key of MODES.
+        tensorboard_dir: TensorBoard logs, one sub-folder per model; defaults to
+            `tensorboard/<config.name>`.
+
+    Returns:
+        What the mode measured, keyed by model name.
+
+    Raises:
+        ValueError: bad mode or config value, or data that does not fit.
+        FileNotFoundError: no teacher to distil from, or missing data files.
+    """
+    if mode not in MODES:
+        raise ValueError(f"Unknown mode {mode!r}; valid: {', '.join(MODES)}")
+    config_lib.validate(config)
+    if mode == "all" and config.teacher_path:
+        raise ValueError(
+            f"config.teacher_path={config.teacher_path!r} is for --model=distilling "
+            "and --model=sweep; --model=all trains its own teacher"
+        )
+    run_dir = RunDir(
+        workdir, tensorboard_dir or os.path.join("tensorboard", config.name)
+    )
+    return MODES[mode](config, run_dir)
+
+
+def teacher(config, run_dir: RunDir) -> dict[str, dict]:
+    """Trains the teacher on the labels."""
+    with Session(config, run_dir, "teacher") as s:
+        return {TEACHER: s.train_teacher()[1]}
+
+
+def student(config, run_dir: RunDir) -> dict[str, dict]:
+    """Trains the student alone, once per seed: the baseline to beat."""
+    with Session(config, run_dir, "student") as s:
+        return s.train_students(STUDENT, ship=True)
+
+
+def distilling(config, run_dir: RunDir) -> dict[str, dict]:
+    """Distils the saved teacher into a fresh student, once per seed."""
+    with Session(config, run_dir, "distilling", teacher="required") as s:
+        return s.distil(lambda seed: s.key(DISTILLED, seed), config_lib.method(config))
+
+
+def all_models(config, run_dir: RunDir) -> dict[str, dict]:
+    """Teacher, students alone and distilled students; then the report."""
+    with Session(config, run_dir, "all") as s:
+        results = {TEACHER: s.train_teacher()[1]}
+        results.update(s.train_students(STUDENT, ship=True))
+        method = config_lib.method(config)
+        results.update(s.distil(lambda seed: s.key(DISTILLED, seed), method))
+        report.write(run_dir, results, title=config.name)
+        return results
+
+
+def sweep(config, run_dir: RunDir) -> dict[str, dict]:
+    """Distils over config.sweep's temperature x alpha grid, beside the students
+    alone of the same seeds in `sweep/`; the run's own models stay as they were.
+    Reuses the run's teacher (or config.teacher_path), training one only if none."""
+    with Session(config, run_dir, "sweep", teacher="optional") as s:
+        results = {}
+        if s.teacher is None:
+            results[TEACHER] = s.train_teacher()[1]
+        students = s.train_students(f"{SWEEP}/{STUDENT}", ship=False)
+        results.update(students)
+        cells = {}
+        for temperature in config.sweep.temperatures:
+            for alpha in config.sweep.alphas:
+                method = config_lib.method(config, temperature=temperature, alpha=alpha)
+                cell = s.distil(
+                    lambda seed, t=temperature, a=alpha: ModelKey.sweep_cell(
+                        t, a, seed, config.seed
+                    ),
+                    method,
+                    ship=False,  # model.keras and metrics.json only
+                )
+                cells[temperature, alpha] = list(cell.values())
+                results.update(cell)
+        sweep_report.write(
+            run_dir,
+            students=list(students.values()),
+            cells=cells,
+            title=config.name,
+            teacher_accuracy=s.task.teacher_test.accuracy,
+        )
+        return results
+
+
+def export_models(config, run_dir: RunDir) -> dict[str, dict]:
+    """Rewrites the SavedModel and LiteRT files of every trained model, no training.
+
+    Every model is loaded and checked against the data before any is rewritten.
+    Returns the artefact sizes per model.
+    """
+    splits = config_lib.load_data(config)
+    loaded = {
+        key: load_fitting(run_dir.model(key).keras, splits) for key in run_dir.trained()
+    }
+    representative = classifier.calibration_images(
+        config_lib.classifier_settings(config), splits.x_train
+    )
+    results = {}
+    for key, model in loaded.items():
+        results[key.name] = export.export_model(
+            model,
+            run_dir.model(key),
+            class_names=splits.class_names,
+            representative=representative,
+        )
+        logging.info("Exported %s: %s", key.name, results[key.name])
+    return results
+
+
+def evaluate_exports(config, run_dir: RunDir) -> dict[str, dict]:
+    """Every exported artefact of the run's models on the test split, as a client
+    runs it; writes `<model>/evaluation.json` with the Keras model's own figures
+    (metrics.json) beside them, and prints the table."""
+    keys = run_dir.trained()
+    splits = config_lib.load_data(config)
+    results = {}
+    for key in keys:
+        paths = run_dir.model(key)
+        result = serving.evaluate_artefacts(paths, splits.x_test, splits.y_test)
+        if os.path.isfile(paths.metrics):
+            metrics = outputs.read_json(paths.metrics)
+            result["keras"] = {k: metrics[k] for k in ("test_accuracy", "test_loss")}
+        outputs.write_json(paths.evaluation, result)
+        results[key.name] = result
+    print(serving.format_table(results))
+    return results
+
+
+# The modes of `python main.py --model=...`, in the order `--help` lists them.
+MODES = {
+    "teacher": teacher,
+    "student": student,
+    "distilling": distilling,
+    "all": all_models,
+    "sweep": sweep,
+    "export": export_models,
+    "evaluate": evaluate_exports,
+}

@@ -1,0 +1,204 @@
+"""A training mode's session: strategy, runtime, data, teacher and run state, set up
+in a fixed order and undone on exit (experiment.py's mode functions open one)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+
+import keras
+import tensorflow as tf
+from absl import logging
+
+from tf_distill import classifier, distribute, models, outputs, resume
+from tf_distill import config as config_lib
+from tf_distill.rundir import TEACHER, ModelKey, RunDir
+
+
+def load_fitting(path: str, splits, strategy=None) -> keras.Model:
+    """Loads a .keras model and checks that it fits the data."""
+    model = models.load(path, strategy)
+    models.check_fits(
+        model, input_shape=splits.input_shape, num_classes=splits.num_classes, path=path
+    )
+    return model
+
+
+class Session:
+    """What a training mode works with, set up in this order on entry:
+
+    1. the teacher to distil from is found (`teacher`: "required" for distilling,
+       "optional" for the sweep), before anything else;
+    2. the strategy (MultiWorkerMirroredStrategy must exist before TensorFlow's
+       runtime starts), seeds, op determinism and the mixed-precision policy,
+       all restored on exit;
+    3. the data, checked against the config (bad data fails before any write);
+    4. the teacher is loaded and checked against the data;
+    5. the run directory: config.json, and the run state a crashed run resumes.
+
+    A session that ends well removes the crash backups.
+    """
+
+    def __init__(self, config, run_dir: RunDir, mode: str, *, teacher: str = "none"):
+        self.config = config
+        self.run_dir = run_dir
+        self.mode = mode
+        self._teacher_mode = teacher
+        self.teacher = None
+        self.seeds = [config.seed + i for i in range(config.num_seeds)]
+        self._stack = contextlib.ExitStack()
+
+    def __enter__(self) -> Session:
+        with self._stack as stack:
+            self._setup(stack)
+            self._stack = stack.pop_all()
+        return self
+
+    def __exit__(self, exc_type, *_):
+        if exc_type is None:
+            self.state.close()
+        self._stack.close()
+
+    def _setup(self, stack: contextlib.ExitStack) -> None:
+        config = self.config
+        teacher_path = self._teacher_path()
+        strategy = distribute.make_strategy(config.strategy)
+        distribute.check_batch_size(config.batch_size, strategy)
+        stack.enter_context(_runtime(config))
+        splits = config_lib.load_data(config)
+        _check_against_data(config, splits)
+        logging.info("Config: %s", config.to_json(sort_keys=True))
+        logging.info(
+            "Data %s: %s, input %s, %d classes. Strategy %s with %d replica(s), "
+            "global batch %d (%d per replica).",
+            splits.source,
+            splits.sizes(),
+            splits.input_shape,
+            splits.num_classes,
+            type(strategy).__name__,
+            strategy.num_replicas_in_sync,
+            config.batch_size,
+            config.batch_size // strategy.num_replicas_in_sync,
+        )
+        if teacher_path:
+            self.teacher = load_fitting(teacher_path, splits, strategy)
+        root, tensorboard = stack.enter_context(
+            distribute.output_dirs(
+                strategy, self.run_dir.root, self.run_dir.tensorboard
+            )
+        )
+        self.run_dir = RunDir(root, tensorboard)
+        os.makedirs(root, exist_ok=True)
+        outputs.write_json(self.run_dir.file("config.json"), config.to_dict())
+        self.state = resume.RunState(
+            self.run_dir.backup_root, config=config.to_dict(), mode=self.mode
+        )
+        self.task = classifier.ClassifierTask(
+            config_lib.classifier_settings(config),
+            splits,
+            strategy,
+            self.run_dir,
+            self.state,
+        )
+        if self.teacher is not None:
+            self.task.set_teacher(self.teacher)
+
+    def _teacher_path(self) -> str | None:
+        """config.teacher_path, else <workdir>/teacher, as the mode needs it."""
+        if self._teacher_mode == "none":
+            return None
+        path = self.config.teacher_path or self.run_dir.model(TEACHER).keras
+        if os.path.isfile(path):
+            return path
+        if self.config.teacher_path:
+            raise FileNotFoundError(f"config.teacher_path {path!r} does not exist")
+        if self._teacher_mode == "optional":
+            return None
+        raise FileNotFoundError(
+            f"No trained teacher at {path}. Run --model=teacher first with the same "
+            "--workdir, or set --config.teacher_path to a .keras teacher."
+        )
+
+    def key(self, base: str, seed: int) -> ModelKey:
+        return ModelKey.of(base, seed, self.config.seed)
+
+    def train_teacher(self):
+        """(teacher, metrics); the teacher is then the one students are compared to."""
+        self.teacher, metrics = self.task.train(
+            self.key(TEACHER, self.config.seed),
+            config_lib.model_spec(self.config.teacher),
+            seed=self.config.seed,
+            ship=True,
+        )
+        if self.task.teacher_test is None:  # reused from an interrupted run
+            self.task.set_teacher(self.teacher)
+        return self.teacher, metrics
+
+    def train_students(self, base: str, *, ship: bool) -> dict[str, dict]:
+        """The student alone for every seed; the first seed's is shipped if `ship`."""
+        results = {}
+        for seed in self.seeds:
+            key = self.key(base, seed)
+            _, results[key.name] = self.task.train(
+                key,
+                config_lib.model_spec(self.config.student),
+                seed=seed,
+                ship=ship and key.is_first_seed,
+            )
+        return results
+
+    def distil(self, key_of, method, *, ship: bool = True) -> dict[str, dict]:
+        """A distilled student for every seed, keyed `key_of(seed)`."""
+        results = {}
+        for seed in self.seeds:
+            key = key_of(seed)
+            results[key.name] = self.task.distill(
+                key,
+                self.teacher,
+                method,
+                spec=config_lib.model_spec(self.config.student),
+                epochs=config_lib.distill_epochs(self.config),
+                seed=seed,
+                ship=ship and key.is_first_seed,
+            )
+        return results
+
+
+def _check_against_data(config, splits) -> None:
+    """The config checks that need the data, before anything is written."""
+    for role in ("teacher", "student"):
+        spec = config_lib.model_spec(config[role])
+        if models.is_imported(spec.arch):
+            # A user's builder: build it once now, so that a model that does not
+            # fit the data fails here and not after the teacher has trained.
+            try:
+                models.build_for(spec, splits, name=role)
+            except ValueError as e:
+                raise ValueError(f"config.{role}.arch: {e}") from None
+    channels = splits.input_shape[-1]
+    if config.augment.color_jitter and channels != 3:
+        raise ValueError(
+            f"config.augment.color_jitter={config.augment.color_jitter} needs RGB "
+            f"images; these have {channels} channel(s)"
+        )
+
+
+@contextlib.contextmanager
+def _runtime(config):
+    """Seeds, op determinism and the mixed-precision policy for the session;
+    the policy and determinism are restored afterwards (tests and notebooks run
+    several sessions in one process)."""
+    from tensorflow.python.framework import config as tf_config  # no public getter
+
+    policy = keras.mixed_precision.global_policy()
+    deterministic = tf_config.is_op_determinism_enabled()
+    keras.utils.set_random_seed(config.seed)  # Python, NumPy and TensorFlow
+    if config.deterministic:
+        tf.config.experimental.enable_op_determinism()
+    keras.mixed_precision.set_global_policy(config.mixed_precision or "float32")
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(policy)
+        if not deterministic:
+            tf_config.disable_op_determinism()
