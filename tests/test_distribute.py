@@ -108,7 +108,9 @@ def test_two_workers_distil_and_only_the_chief_writes(tmp_path):
     assert metrics["epochs_run"] == 2 and metrics["replicas"] == 2
     assert (distilled / "model.keras").is_file()
     assert (distilled / "saved_model" / "saved_model.pb").is_file()
-    assert (tmp_path / "tensorboard" / "default" / "distilling" / "train").is_dir()
+    # TensorBoard runs are keyed by the workdir (experiment.default_tensorboard).
+    [tensorboard] = (tmp_path / "tensorboard").glob("chief-*")
+    assert (tensorboard / "distilling" / "train").is_dir()
     # The other worker wrote to scratch, removed at the end: nothing of it is left.
     assert not (tmp_path / "other").exists()
     leftovers = [p for p in (tmp_path / "chief").iterdir() if p.name.startswith(".")]

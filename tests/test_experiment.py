@@ -82,7 +82,7 @@ def _two_weight_model():
 @pytest.mark.parametrize("keep_best, kept_kernel", [(True, 5.0), (False, 2.0)])
 def test_select_weights_measures_both_and_keeps_one(keep_best, kept_kernel):
     model, last, best = _two_weight_model()
-    result = fitting.FitResult({}, 1.0, 1, last, best, best_epoch=3)
+    result = fitting.FitResult({}, 1.0, last, best, best_epoch=3)
     measured = []
 
     def evaluate():
@@ -101,7 +101,7 @@ def test_select_weights_measures_both_and_keeps_one(keep_best, kept_kernel):
 
 def test_select_weights_measures_once_when_the_last_epoch_was_best():
     model, last, _ = _two_weight_model()
-    result = fitting.FitResult({}, 1.0, 1, last, None, best_epoch=4)
+    result = fitting.FitResult({}, 1.0, last, None, best_epoch=4)
     calls = []
     selection = fitting.select_weights(
         model, result, evaluate=lambda: calls.append(1) or len(calls), keep_best=True

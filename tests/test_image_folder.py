@@ -17,10 +17,10 @@ from tf_distill.distiller import Distiller
 CLASSES = ("daisy", "rose", "tulip")
 
 
-def write_images(folder, per_class, *, seed, size=(20, 24)):
+def write_images(folder, per_class, *, seed, size=(20, 24), classes=CLASSES):
     """`per_class` PNGs per class; each class has its own dominant colour."""
     rng = np.random.default_rng(seed)
-    for label, name in enumerate(CLASSES):
+    for label, name in enumerate(classes):
         (folder / name).mkdir(parents=True)
         for i in range(per_class):
             image = rng.integers(0, 60, (*size, 3), dtype=np.uint8)

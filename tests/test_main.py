@@ -47,8 +47,10 @@ def test_all_writes_the_run_directory_and_report(tmp_path):
         assert metrics["epochs_run"] == 2 and 0.0 <= metrics["test_accuracy"] <= 1.0
         assert (run / model / "model.keras").stat().st_size > 0
         assert (run / model / "saved_model" / "saved_model.pb").exists()
-        assert (tmp_path / "tensorboard" / "default" / model / "train").is_dir()
-        assert (tmp_path / "tensorboard" / "default" / model / "validation").is_dir()
+        # Keyed by the workdir, "run" here (experiment.default_tensorboard).
+        [tensorboard] = (tmp_path / "tensorboard").glob("run-*")
+        assert (tensorboard / model / "train").is_dir()
+        assert (tensorboard / model / "validation").is_dir()
     history = json.loads((run / "distilling" / "metrics.json").read_text())["history"]
     assert {
         "loss",

@@ -8,10 +8,25 @@ the three and export the student for serving.
   distils your own Keras models on your own tf.data pipeline (tf_distill/api.py).
 """
 
-from tf_distill.api import DistillResult, distill
-from tf_distill.distiller import Distiller
-from tf_distill.losses import distillation_loss, hard_loss, kd_loss
-from tf_distill.methods import KD
+import importlib
+
+# Loaded on first use, so that `tf_distill.quiet` can be imported before TensorFlow.
+_LAZY = {
+    "DistillResult": "tf_distill.api",
+    "distill": "tf_distill.api",
+    "Distiller": "tf_distill.distiller",
+    "distillation_loss": "tf_distill.losses",
+    "hard_loss": "tf_distill.losses",
+    "kd_loss": "tf_distill.losses",
+    "KD": "tf_distill.methods",
+}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'tf_distill' has no attribute {name!r}")
+
 
 __all__ = [
     "KD",

@@ -55,6 +55,7 @@ class Settings:
     export_tflite: bool = True
     representative_examples: int = 500  # int8 calibration images
     representative_seed: int = 0
+    fingerprint: str = ""  # of the run's config, stamped on every model's metrics
 
 
 def _divisor_at_most(n, limit):
@@ -94,12 +95,20 @@ class ClassifierTask:
         """The teacher the students are compared with (test-split agreement)."""
         self.teacher_test = measure.evaluate(teacher, self.test_ds)
 
-    def reuse(self, key: ModelKey, *, load_model: bool = True):
-        """(model or None, metrics) of a model an interrupted run had finished."""
-        logging.info("%s was finished before the interruption; reusing it", key.name)
+    def reuse(self, key: ModelKey, *, ship: bool, load_model: bool = True):
+        """(model or None, metrics) of a model an interrupted run had trained:
+        exported now if the interruption came before its export finished."""
         paths = self.run_dir.model(key)
-        model = models.load(paths.keras, self.strategy) if load_model else None
-        return model, outputs.read_json(paths.metrics)
+        metrics = outputs.read_json(paths.metrics)
+        if self.state.finished(key.name):
+            logging.info(
+                "%s was finished before the interruption; reusing it", key.name
+            )
+            model = models.load(paths.keras, self.strategy) if load_model else None
+            return model, metrics
+        logging.info("%s was trained before the interruption; exporting it", key.name)
+        model = models.load(paths.keras, self.strategy)
+        return model, self._ship(key, model, metrics, ship=ship)
 
     def train(self, key: ModelKey, spec: models.ModelSpec, *, seed: int, ship: bool):
         """Trains a model on the labels alone (the teacher, or a student alone).
@@ -107,8 +116,8 @@ class ClassifierTask:
         Returns:
             (the trained model, its metrics).
         """
-        if self.state.finished(key.name):
-            return self.reuse(key)
+        if self.state.trained(key.name):
+            return self.reuse(key, ship=ship)
         with self.strategy.scope():
             model = self._build(spec, key.role, seed)
             model.compile(
@@ -139,8 +148,8 @@ class ClassifierTask:
         training and validation data, and its logits travel with each example;
         otherwise it runs in every step. Both give the same loss on the same batch.
         """
-        if self.state.finished(key.name):
-            return self.reuse(key, load_model=False)[1]
+        if self.state.trained(key.name):
+            return self.reuse(key, ship=ship, load_model=False)[1]
         cache = self.settings.cache_teacher_logits and not self.settings.augment.enabled
         train_logits = val_logits = None
         teacher_seconds = 0.0
@@ -250,7 +259,12 @@ class ClassifierTask:
     def _finish(
         self, key, fitted, model, result, *, ship, seed, teacher_seconds=0.0, extra=None
     ):
-        """Steps 3 and 4: keeps weights, saves, exports, writes metrics.json."""
+        """Steps 3 and 4: keeps weights, saves, writes metrics.json, then exports.
+
+        "Trained" is recorded once model.keras and metrics.json are written, before
+        the export: a run killed while exporting resumes by exporting this model,
+        not by training it on from a backup.
+        """
         teacher_logits = None if self.teacher_test is None else self.teacher_test.logits
         selection = fitting.select_weights(
             fitted,
@@ -262,24 +276,15 @@ class ClassifierTask:
         )
         paths = self.run_dir.model(key)
         outputs.save_keras(model, paths.keras)
-        artefact_bytes = {}
-        if ship:
-            artefact_bytes = export.export_model(
-                model,
-                paths,
-                class_names=self.splits.class_names,
-                representative=calibration_images(self.settings, self.splits.x_train),
-            )
         metrics = self._metrics(key, model, result, selection, seed, teacher_seconds)
-        metrics.update(artefact_bytes=artefact_bytes, **(extra or {}))
-        metrics["saved_model_bytes"] = artefact_bytes.get("saved_model")
+        metrics.update(extra or {})
         metrics["history"] = {
             k: [float(v) for v in vs] for k, vs in result.history.items()
         }
         if key.base == "teacher":  # what the students are compared with
             self.teacher_test = selection.kept
         outputs.write_json(paths.metrics, metrics)
-        self.state.mark_finished(key.name)
+        self.state.mark_trained(key.name)
         logging.info(
             "%s: test accuracy %.4f (best-on-validation weights %.4f, last epoch "
             "%.4f), test loss %.4f, %d epochs in %.1f s",
@@ -291,12 +296,33 @@ class ClassifierTask:
             metrics["epochs_run"],
             metrics["train_seconds"],
         )
+        return self._ship(key, model, metrics, ship=ship)
+
+    def _ship(self, key, model, metrics, *, ship):
+        """Exports a saved model (if `ship`), records the artefacts' sizes in its
+        metrics.json and marks it finished. Returns the metrics."""
+        paths = self.run_dir.model(key)
+        artefact_bytes = {}
+        if ship:
+            logging.info("Exporting %s to %s", key.name, paths.dir)
+            artefact_bytes = export.export_model(
+                model,
+                paths,
+                class_names=self.splits.class_names,
+                representative=calibration_images(self.settings, self.splits.x_train),
+                pixel_max=self.splits.input_scale,
+            )
+        metrics["artefact_bytes"] = artefact_bytes
+        metrics["saved_model_bytes"] = artefact_bytes.get("saved_model")
+        outputs.write_json(paths.metrics, metrics)
+        self.state.mark_finished(key.name)
         return metrics
 
     def _metrics(self, key, model, result, selection, seed, teacher_seconds):
         """metrics.json's fields (DESIGN.md), but for exports and history."""
         metrics = {
             "model": key.name,
+            "config_fingerprint": self.settings.fingerprint,
             "seed": seed,
             "test_accuracy": selection.kept.accuracy,
             "test_loss": selection.kept.loss,
@@ -305,12 +331,12 @@ class ClassifierTask:
             "test_accuracy_last_epoch": selection.last.accuracy,
             "best_epoch": result.best_epoch,
             "epochs_run": result.epochs_run,
-            # This process's wall time, the teacher's caching pass included.
+            # Every epoch's wall time (before a crash too), and the teacher's
+            # caching pass.
             "train_seconds": result.seconds + teacher_seconds,
             "teacher_pass_seconds": teacher_seconds,
-            # Of the epochs this process ran (after a resume, not those before).
             "examples_per_second": len(self.splits.y_train)
-            * result.epochs_here
+            * result.epochs_run
             / result.seconds,
             "inference_examples_per_second": measure.inference_examples_per_second(
                 model, self.splits.x_test

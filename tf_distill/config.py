@@ -4,6 +4,8 @@ reads a ConfigDict; library functions take these dataclasses and plain values)."
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 
 import ml_collections
@@ -297,7 +299,17 @@ def classifier_settings(config: ml_collections.ConfigDict) -> classifier.Setting
         export_tflite=config.export.tflite,
         representative_examples=config.export.representative_examples,
         representative_seed=config.seed,
+        fingerprint=fingerprint(config),
     )
+
+
+def fingerprint(config: ml_collections.ConfigDict) -> str:
+    """12 hex digits identifying the resolved config (its name aside): every
+    model's metrics.json carries its run's, so models of different runs are told
+    apart."""
+    values = {k: v for k, v in config.to_dict().items() if k != "name"}
+    text = json.dumps(values, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 def load_data(config: ml_collections.ConfigDict) -> data.Splits:

@@ -22,6 +22,8 @@ import tensorflow as tf
 from tf_distill import idx, image_folder
 
 CLASS_NAMES = {
+    "mnist": tuple("0123456789"),
+    "digits": tuple("0123456789"),
     "fashion_mnist": (
         "T-shirt/top",
         "Trouser",
@@ -104,20 +106,29 @@ def load(spec: DataSpec) -> Splits:
     elif name == "image_folder":
         return _load_image_folder(spec)
     elif name == "digits":
+        if data_dir is not None:
+            raise ValueError(
+                f"config.dataset='digits' reads scikit-learn's bundled digits, so "
+                f"config.data_dir={data_dir!r} would be ignored: set "
+                "config.dataset='image_folder' for a folder of class folders, or "
+                "drop config.data_dir"
+            )
         x_train, y_train, x_test, y_test = _load_digits(spec.split_seed)
         scale, source = 16.0, "sklearn.datasets.load_digits"
     else:
         x_train, y_train, x_test, y_test, names = _load_tfds(name, data_dir)
         scale, source = 255.0, f"tfds:{name}"
 
+    num_classes = int(max(y_train.max(), y_test.max())) + 1
+    class_names = names or CLASS_NAMES.get(name)  # a tfds ClassLabel's, or known
+    if class_names:
+        num_classes = len(class_names)
+    else:
+        class_names = tuple(str(i) for i in range(num_classes))
+    check_labels(y_train, y_test, num_classes, source=source)
     x_train, y_train, x_val, y_val = _carve_validation(
         x_train, y_train, spec.validation_fraction, spec.split_seed
     )
-    num_classes = int(max(y_train.max(), y_test.max())) + 1
-    if names:  # a tfds ClassLabel's names
-        class_names, num_classes = names, len(names)
-    else:
-        class_names = CLASS_NAMES.get(name, tuple(str(i) for i in range(num_classes)))
     return Splits(
         x_train,
         y_train,
@@ -132,6 +143,36 @@ def load(spec: DataSpec) -> Splits:
     )
 
 
+def check_labels(y_train, y_test, num_classes: int, *, source: str) -> None:
+    """Labels must be 0..num_classes-1, and every class must occur in both splits.
+
+    A label out of range would silently add classes (a label 200 among ten digits
+    made a 201-class model); a class missing from one split makes its accuracy
+    meaningless.
+
+    Raises:
+        ValueError: naming the source, the split and the labels or classes.
+    """
+    if num_classes < 2:
+        raise ValueError(f"{source}: {num_classes} class; a classifier needs >= 2")
+    for split, y in (("training", y_train), ("test", y_test)):
+        outside = np.unique(y[(y < 0) | (y >= num_classes)])
+        if len(outside):
+            first = int(np.flatnonzero((y < 0) | (y >= num_classes))[0])
+            raise ValueError(
+                f"{source}: {split} labels {outside.tolist()[:5]} are outside "
+                f"0..{num_classes - 1} (the first at example {first})"
+            )
+        missing = sorted(set(range(num_classes)) - set(np.unique(y).tolist()))
+        if missing:
+            shown = ", ".join(map(str, missing[:10])) + (" ..." * (len(missing) > 10))
+            raise ValueError(
+                f"{source}: class(es) {shown} of 0..{num_classes - 1} never occur in "
+                f"the {split} labels (largest label {int(y.max())}): a mislabelled "
+                "file, or the wrong one"
+            )
+
+
 def _load_image_folder(spec):
     """`config.data_dir` as train/ and val/ (and test/) folders of class folders."""
     if spec.data_dir is None:
@@ -142,6 +183,8 @@ def _load_image_folder(spec):
     train, val, test, names = image_folder.load(
         spec.data_dir, image_size=spec.image_size, color_mode=spec.color_mode
     )
+    source = f"image_folder:{os.path.abspath(spec.data_dir)}"
+    check_labels(train[1], test[1], len(names), source=source)
     if val is None:  # no test/ folder: val/ is held out for the final test
         val_and_train = _carve_validation(
             *train, spec.validation_fraction, spec.split_seed
@@ -154,7 +197,7 @@ def _load_image_folder(spec):
         num_classes=len(names),
         input_scale=255.0,
         class_names=names,
-        source=f"image_folder:{os.path.abspath(spec.data_dir)}",
+        source=source,
     )
 
 

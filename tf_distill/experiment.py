@@ -10,6 +10,7 @@ names, and writes the run's report; `export` and `evaluate` work on what a run l
 
 from __future__ import annotations
 
+import hashlib
 import os
 
 import ml_collections
@@ -42,7 +43,7 @@ def run(
         workdir: the run directory.
         mode: a key of MODES.
         tensorboard_dir: TensorBoard logs, one sub-folder per model; defaults to
-            `tensorboard/<config.name>`.
+            `default_tensorboard(workdir)`.
 
     Returns:
         What the mode measured, keyed by model name.
@@ -59,10 +60,24 @@ def run(
             f"config.teacher_path={config.teacher_path!r} is for --model=distilling "
             "and --model=sweep; --model=all trains its own teacher"
         )
-    run_dir = RunDir(
-        workdir, tensorboard_dir or os.path.join("tensorboard", config.name)
-    )
-    return MODES[mode](config, run_dir)
+    return MODES[mode](config, run_dir_of(workdir, tensorboard_dir))
+
+
+def run_dir_of(workdir: str, tensorboard_dir: str | None = None) -> RunDir:
+    """The run directory `run` writes for this workdir."""
+    return RunDir(workdir, tensorboard_dir or default_tensorboard(workdir))
+
+
+def default_tensorboard(workdir: str) -> str:
+    """TensorBoard logs of a run directory, keyed by it: `tensorboard/<name>` for
+    `runs/<name>` (main.py's default workdir), else `tensorboard/<folder
+    name>-<hash of its path>`, so that two run directories never share a curve."""
+    workdir = os.path.abspath(workdir)
+    name = os.path.basename(workdir.rstrip(os.sep)) or "run"
+    if os.path.dirname(workdir) == os.path.abspath("runs"):
+        return os.path.join("tensorboard", name)
+    digest = hashlib.sha256(workdir.encode()).hexdigest()[:8]
+    return os.path.join("tensorboard", f"{name}-{digest}")
 
 
 def teacher(config, run_dir: RunDir) -> dict[str, dict]:
@@ -86,6 +101,7 @@ def distilling(config, run_dir: RunDir) -> dict[str, dict]:
 def all_models(config, run_dir: RunDir) -> dict[str, dict]:
     """Teacher, students alone and distilled students; then the report."""
     with Session(config, run_dir, "all") as s:
+        s.discard("report.json", "report.md", "accuracy.png")
         results = {TEACHER: s.train_teacher()[1]}
         results.update(s.train_students(STUDENT, ship=True))
         method = config_lib.method(config)
@@ -99,6 +115,7 @@ def sweep(config, run_dir: RunDir) -> dict[str, dict]:
     alone of the same seeds in `sweep/`; the run's own models stay as they were.
     Reuses the run's teacher (or config.teacher_path), training one only if none."""
     with Session(config, run_dir, "sweep", teacher="optional") as s:
+        s.discard("sweep.json", "sweep.md", "sweep.png")
         results = {}
         if s.teacher is None:
             results[TEACHER] = s.train_teacher()[1]
@@ -133,22 +150,24 @@ def export_models(config, run_dir: RunDir) -> dict[str, dict]:
     Every model is loaded and checked against the data before any is rewritten.
     Returns the artefact sizes per model.
     """
+    keys = run_dir.trained()
     splits = config_lib.load_data(config)
-    loaded = {
-        key: load_fitting(run_dir.model(key).keras, splits) for key in run_dir.trained()
-    }
+    loaded = {k: load_fitting(run_dir.model(k).keras, splits) for k in keys}
+    _check_trained_on(run_dir, keys, splits)
     representative = classifier.calibration_images(
         config_lib.classifier_settings(config), splits.x_train
     )
     results = {}
-    for key, model in loaded.items():
-        results[key.name] = export.export_model(
-            model,
-            run_dir.model(key),
-            class_names=splits.class_names,
-            representative=representative,
-        )
-        logging.info("Exported %s: %s", key.name, results[key.name])
+    with outputs.locked(run_dir.root):
+        for key, model in loaded.items():
+            results[key.name] = export.export_model(
+                model,
+                run_dir.model(key),
+                class_names=splits.class_names,
+                representative=representative,
+                pixel_max=splits.input_scale,
+            )
+            logging.info("Exported %s: %s", key.name, results[key.name])
     return results
 
 
@@ -158,20 +177,41 @@ def evaluate_exports(config, run_dir: RunDir) -> dict[str, dict]:
     (metrics.json) beside them, and prints the table."""
     keys = run_dir.trained()
     splits = config_lib.load_data(config)
+    _check_trained_on(run_dir, keys, splits)
     results = {}
-    for key in keys:
-        paths = run_dir.model(key)
-        result = serving.evaluate_artefacts(paths, splits.x_test, splits.y_test)
-        if os.path.isfile(paths.metrics):
-            metrics = outputs.read_json(paths.metrics)
-            result["keras"] = {k: metrics[k] for k in ("test_accuracy", "test_loss")}
-        outputs.write_json(paths.evaluation, result)
-        results[key.name] = result
+    with outputs.locked(run_dir.root):
+        for key in keys:
+            paths = run_dir.model(key)
+            result = serving.evaluate_artefacts(paths, splits.x_test, splits.y_test)
+            if os.path.isfile(paths.metrics):
+                metrics = outputs.read_json(paths.metrics)
+                result["keras"] = {
+                    k: metrics[k] for k in ("test_accuracy", "test_loss")
+                }
+            outputs.write_json(paths.evaluation, result)
+            results[key.name] = result
     print(serving.format_table(results))
     return results
 
 
+def _check_trained_on(run_dir: RunDir, keys, splits) -> None:
+    """Export and evaluate take the data from --config: refuse models whose
+    metrics.json says they were trained on other data (same shapes, other
+    images: MNIST and Fashion-MNIST), naming them."""
+    for key in keys:
+        path = run_dir.model(key).metrics
+        if not os.path.isfile(path):
+            continue
+        source = outputs.read_json(path).get("data", {}).get("source")
+        if source is not None and source != splits.source:
+            raise ValueError(
+                f"{key.name} was trained on {source}, but this --config names "
+                f"{splits.source}: pass the config it was trained with"
+            )
+
+
 # The modes of `python main.py --model=...`, in the order `--help` lists them.
+TRAINING_MODES = ("teacher", "student", "distilling", "all", "sweep")
 MODES = {
     "teacher": teacher,
     "student": student,
@@ -181,3 +221,33 @@ MODES = {
     "export": export_models,
     "evaluate": evaluate_exports,
 }
+
+
+def summary(mode: str, results: dict[str, dict], run_dir: RunDir) -> str:
+    """What the terminal shows when a mode ends: the results, and where they are."""
+    lines = [f"--model={mode} done. Run directory: {run_dir.root}"]
+    for name, metrics in results.items():
+        key = ModelKey.parse(name)
+        if not key.is_first_seed or key.base.startswith(f"{SWEEP}/"):
+            continue  # the report and the sweep's table hold those
+        paths = run_dir.model(key)
+        if "test_accuracy" in metrics:
+            lines.append(
+                f"  {name}: test accuracy {metrics['test_accuracy']:.4f}, "
+                f"model {paths.keras}"
+            )
+        if os.path.isdir(paths.saved_model) and mode != "evaluate":
+            lines.append(f"  {name}: SavedModel for serving {paths.saved_model}")
+    if mode == "all":
+        verdict = outputs.read_json(run_dir.file("report.json"))["verdict"]
+        lines += [
+            f"  {verdict}",
+            f"  report: {run_dir.file('report.md')}, {run_dir.file('accuracy.png')}",
+        ]
+    if mode == "sweep":
+        lines.append(
+            f"  sweep: {run_dir.file('sweep.md')}, {run_dir.file('sweep.png')}"
+        )
+    if mode in TRAINING_MODES:
+        lines.append(f"  TensorBoard: tensorboard --logdir {run_dir.tensorboard}")
+    return "\n".join(lines)

@@ -28,7 +28,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tf_distill import models, outputs
+from tf_distill import models, outputs, quiet
 from tf_distill.rundir import ModelPaths
 
 SIGNATURE = "serving_default"
@@ -42,6 +42,7 @@ def export_model(
     *,
     class_names: Sequence[str],
     representative: np.ndarray | None,
+    pixel_max: float | None = None,
 ) -> dict[str, int]:
     """Writes every artefact of one trained model into its folder.
 
@@ -51,6 +52,10 @@ def export_model(
         class_names: one name per class, in class_id order.
         representative: training images (uint8) that calibrate the int8 LiteRT
             file; None writes no LiteRT file.
+        pixel_max: the largest raw pixel value of the training data (16 for
+            digits, 255 for images); every artefact clips its input to it, so a
+            client sending 0..255 to a 0..16 model gets the brightest valid pixel
+            rather than an input the model never saw. None: no clipping.
 
     Returns:
         Bytes on disk of each artefact, keyed "saved_model", "tflite_float32", ...
@@ -59,7 +64,9 @@ def export_model(
         # Exports compute in float32 whatever the training policy: LiteRT has no
         # bfloat16 kernels, and CPUs serve float32 fastest. Same (float32) weights.
         model = models.copy_with_policy(model, "float32")
-    export_saved_model(model, paths.saved_model, class_names=class_names)
+    export_saved_model(
+        model, paths.saved_model, class_names=class_names, pixel_max=pixel_max
+    )
     outputs.write_text(paths.class_names, "".join(f"{name}\n" for name in class_names))
     sizes = {"saved_model": outputs.size_bytes(paths.saved_model)}
     for kind in TFLITE_KINDS:
@@ -70,7 +77,10 @@ def export_model(
                 os.remove(path)
             continue
         export_tflite(
-            model, path, representative=representative if kind == "int8" else None
+            model,
+            path,
+            representative=representative if kind == "int8" else None,
+            pixel_max=pixel_max,
         )
         sizes[f"tflite_{kind}"] = outputs.size_bytes(path)
     # Measured on the previous artefacts (--model=evaluate): stale now.
@@ -80,7 +90,11 @@ def export_model(
 
 
 def export_saved_model(
-    model: keras.Model, path: str, *, class_names: Sequence[str]
+    model: keras.Model,
+    path: str,
+    *,
+    class_names: Sequence[str],
+    pixel_max: float | None = None,
 ) -> None:
     """Writes `model` alone as a SavedModel at `path`, for TensorFlow Serving.
 
@@ -89,13 +103,17 @@ def export_saved_model(
     `class_name`; a pixels tensor of another shape fails with a message giving
     both shapes. `class_names` takes nothing and returns every class name.
     """
-    archive = _archive(model, class_names=tuple(class_names))
+    archive = _archive(model, class_names=tuple(class_names), pixel_max=pixel_max)
     with outputs.replacing_dir(path) as tmp:
         archive.write_out(tmp, verbose=False)
 
 
 def export_tflite(
-    model: keras.Model, path: str, *, representative: np.ndarray | None = None
+    model: keras.Model,
+    path: str,
+    *,
+    representative: np.ndarray | None = None,
+    pixel_max: float | None = None,
 ) -> None:
     """Writes `model` as a LiteRT flatbuffer with a `serving_default` signature.
 
@@ -106,7 +124,9 @@ def export_tflite(
     replacement for the float32 one.
     """
     with tempfile.TemporaryDirectory() as tmp:
-        _archive(model, class_names=None).write_out(tmp, verbose=False)
+        _archive(model, class_names=None, pixel_max=pixel_max).write_out(
+            tmp, verbose=False
+        )
         converter = tf.lite.TFLiteConverter.from_saved_model(
             tmp, signature_keys=[SIGNATURE]
         )
@@ -122,13 +142,14 @@ def export_tflite(
             warnings.filterwarnings(
                 "ignore", message=".*tf.lite.Interpreter is deprecated"
             )
-            flatbuffer = converter.convert()
+            with quiet.stderr_silenced():  # the converter's progress lines
+                flatbuffer = converter.convert()
     with outputs.replacing_file(path, suffix=".tflite") as tmp_path:
         with open(tmp_path, "wb") as f:
             f.write(flatbuffer)
 
 
-def _archive(model, *, class_names):
+def _archive(model, *, class_names, pixel_max):
     """The export of `model` alone: `serving_default` (and `class_names`, if given).
 
     LiteRT has no string tensors in its builtin ops, so its archive (class_names
@@ -145,7 +166,10 @@ def _archive(model, *, class_names):
         if class_names is not None:
             # Fails with both shapes in the message, instead of deep in a Reshape.
             pixels = tf.ensure_shape(pixels, (None, *input_shape))
-        logits = tf.cast(model(tf.cast(pixels, tf.float32), training=False), tf.float32)
+        x = tf.cast(pixels, tf.float32)
+        if pixel_max is not None and pixel_max < 255:
+            x = tf.minimum(x, float(pixel_max))  # float: LiteRT has no uint8 Minimum
+        logits = tf.cast(model(x, training=False), tf.float32)
         class_id = tf.argmax(logits, axis=-1, output_type=tf.int32)
         out = {
             "logits": logits,

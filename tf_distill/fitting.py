@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import shutil
 import sys
-import time
 from collections.abc import Callable
 
 import keras
@@ -32,8 +31,7 @@ class EarlyStopping:
 @dataclasses.dataclass(frozen=True)
 class FitResult:
     history: dict[str, list[float]]  # every epoch's logs, those before a crash too
-    seconds: float  # wall time of fitting in this process
-    epochs_here: int  # epochs this process ran (fewer than all after a resume)
+    seconds: float  # wall time of all epochs, those before a crash included
     last_weights: list[np.ndarray]
     best_weights: list[np.ndarray] | None  # None: the last epoch was the best
     best_epoch: int | None  # 1-based; None when no epoch was monitored
@@ -94,8 +92,11 @@ def fit(
             epochs,
             backup_dir,
         )
+    if not start_epoch:  # a fresh fit: its curves replace an earlier run's
+        shutil.rmtree(tensorboard_dir, ignore_errors=True)
     best = _best_epoch_tracker(backup_dir, early_stopping, epochs)
     callbacks = [
+        monitoring.EpochLine(name, epochs),
         monitoring.TensorBoard(
             tensorboard_dir,
             every_steps=tensorboard_every_steps,
@@ -109,7 +110,6 @@ def fit(
         ),
     ]
     logging.info("Training %s for up to %d epochs", name, epochs)
-    start = time.perf_counter()
     try:
         model.fit(
             make_train_ds(range(start_epoch, epochs)),
@@ -118,19 +118,18 @@ def fit(
             steps_per_epoch=steps_per_epoch,
             callbacks=callbacks,
             shuffle=False,  # the pipeline shuffles with the run's seed
-            # A progress bar on a terminal, one line per epoch in logs and CI.
-            verbose=1 if sys.stdout.isatty() else 2,
+            # Keras' progress bar on a terminal; EpochLine's line per epoch
+            # (naming the model) everywhere.
+            verbose=1 if sys.stdout.isatty() else 0,
         )
     except resume.TrainingDiverged:
         shutil.rmtree(backup_dir, ignore_errors=True)  # resuming would diverge
         raise
-    seconds = time.perf_counter() - start
     epochs_run = len(history.get("loss", []))
     best_epoch = best.best_epoch + 1 if best.best_weights is not None else None
     return FitResult(
         history=history,
-        seconds=seconds,
-        epochs_here=epochs_run - start_epoch,
+        seconds=float(sum(history.get("epoch_seconds", []))),
         last_weights=model.get_weights(),
         best_weights=None if best_epoch in (None, epochs_run) else best.best_weights,
         best_epoch=best_epoch,

@@ -21,7 +21,9 @@ LABELS_MAGIC = 2049  # 0x00000801: unsigned bytes, 1 dimension
 
 
 def has_files(folder: str) -> bool:
-    return all(os.path.exists(os.path.join(folder, f)) for f in FILES.values())
+    """Whether `folder` holds any of the four files: then it is read as IDX, and a
+    missing one is named rather than the folder taken for something else."""
+    return any(os.path.exists(os.path.join(folder, f)) for f in FILES.values())
 
 
 def load_folder(folder: str):

@@ -19,6 +19,7 @@ import os
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 IMAGE_EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
 COLOR_MODES = {"rgb": 3, "grayscale": 1}
@@ -74,10 +75,24 @@ def read_split(
         verbose=False,
     )
     images, labels = [], []
-    for image, label in ds.as_numpy_iterator():
-        images.append(np.clip(np.rint(image), 0, 255).astype(np.uint8))
-        labels.append(label)
+    try:
+        for image, label in ds.as_numpy_iterator():
+            images.append(np.clip(np.rint(image), 0, 255).astype(np.uint8))
+            labels.append(label)
+    except tf.errors.InvalidArgumentError:
+        raise ValueError(_unreadable(ds.file_paths)) from None
     return np.stack(images), np.asarray(labels, dtype=np.int32)
+
+
+def _unreadable(paths) -> str:
+    """Names the first file TensorFlow cannot decode (its error names none)."""
+    for path in paths:
+        try:
+            tf.io.decode_image(tf.io.read_file(path), expand_animations=False)
+        except tf.errors.InvalidArgumentError as e:
+            reason = e.message.splitlines()[0] if e.message else "cannot be decoded"
+            return f"{path} is not a readable image: {reason}"
+    return f"an image under {os.path.dirname(paths[0])} cannot be decoded"
 
 
 def load(data_dir: str, *, image_size, color_mode: str):

@@ -256,6 +256,26 @@ def teacher_for_inference(
 
 
 def load(path: str, strategy: tf.distribute.Strategy | None = None) -> keras.Model:
-    """A saved .keras model, its variables created under `strategy`."""
-    with (strategy or tf.distribute.get_strategy()).scope():
-        return keras.models.load_model(path)
+    """A saved .keras model, its variables created under `strategy`.
+
+    Raises:
+        FileNotFoundError: nothing at `path`.
+        ValueError: `path` is a folder (a SavedModel is for serving, not for
+            training on) or a file Keras cannot read, saying which.
+    """
+    if os.path.isdir(path):
+        raise ValueError(
+            f"{path} is a folder (a SavedModel?); a teacher to train with is a "
+            ".keras file, as model.save('teacher.keras') writes"
+        )
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"No model file at {path}")
+    try:
+        with (strategy or tf.distribute.get_strategy()).scope():
+            return keras.models.load_model(path)
+    except Exception as e:  # a zip Keras cannot read: say what it is
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise ValueError(
+            f"{path} is not a Keras model file Keras can load "
+            f"({type(e).__name__}: {reason[:200]}); expected a .keras file"
+        ) from None

@@ -7,6 +7,7 @@ crash or a bad input never leaves a half-written model or JSON file behind.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import shutil
@@ -62,18 +63,62 @@ def replacing_file(path: str, suffix: str = ""):
     """Yields a temporary file name that replaces `path` when the block succeeds."""
     parent = os.path.dirname(os.path.abspath(path))
     os.makedirs(parent, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(
-        prefix=f".{os.path.basename(path)}.", suffix=suffix, dir=parent
-    )
-    os.close(fd)
-    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; outputs are shared
+    tmp = None
     try:
+        # Inside the try: a Ctrl-C at any point leaves no temporary file behind.
+        fd, tmp = tempfile.mkstemp(
+            prefix=f".{os.path.basename(path)}.", suffix=suffix, dir=parent
+        )
+        os.close(fd)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; outputs are shared
         yield tmp
     except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(tmp)
+        if tmp is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(tmp)
         raise
     os.replace(tmp, path)
+
+
+class Busy(ValueError):
+    """Another process holds the run directory."""
+
+
+@contextlib.contextmanager
+def locked(folder: str):
+    """Holds an exclusive lock on `folder` for the block: one run at a time.
+
+    An OS lock (flock) on the folder itself: released when the process ends,
+    however it ends, so a killed run never leaves the folder locked. While held,
+    `<folder>/.lock` names the holder's process for the message of a second run.
+
+    Raises:
+        Busy: another process holds it (the message gives its PID).
+    """
+    os.makedirs(folder, exist_ok=True)
+    note = os.path.join(folder, ".lock")
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        try:
+            holder = open(note, encoding="utf-8").read().strip() or "unknown"
+        except OSError:
+            holder = "unknown"
+        raise Busy(
+            f"{folder} is in use by another run (process {holder}); wait for it "
+            "to end or use another --workdir"
+        ) from None
+    try:
+        with open(note, "w", encoding="utf-8") as f:
+            f.write(f"{os.getpid()}\n")
+        yield
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(note)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
 
 
 def size_bytes(path: str) -> int:

@@ -42,6 +42,7 @@ def write(run_dir: RunDir, results: dict[str, dict], *, title: str) -> dict:
             (`student`, `student_seed43`, ...).
         title: the config's name, heading the report.
     """
+    _check_one_config(results)
     runs = {base: runs_of(results, base) for base in LABELS}
     models = {base: _summary(runs[base]) for base in LABELS}
     gains = stats.paired_differences(runs["distilling"], runs["student"])
@@ -61,6 +62,22 @@ def write(run_dir: RunDir, results: dict[str, dict], *, title: str) -> dict:
     outputs.write_text(run_dir.file("report.md"), _markdown(report))
     _plot(run_dir.file("accuracy.png"), runs, gains, title)
     return report
+
+
+def _check_one_config(results):
+    """A report compares models of one run: refuse models of different configs."""
+    by_fingerprint = {}
+    for name, metrics in results.items():
+        fingerprint = metrics.get("config_fingerprint")
+        if fingerprint is not None:
+            by_fingerprint.setdefault(fingerprint, []).append(name)
+    if len(by_fingerprint) > 1:
+        groups = "; ".join(
+            f"{', '.join(names)} (config {fp})" for fp, names in by_fingerprint.items()
+        )
+        raise ValueError(
+            f"Not one run: the models come from different configs: {groups}"
+        )
 
 
 def _summary(runs):

@@ -2,8 +2,9 @@
 
 A run keeps `<workdir>/.backup/`, removed when the run ends well:
 
-    .backup/run.json                 the config and mode of the run in progress, and
-                                     the models it has finished
+    .backup/run.json                 the config and mode of the run in progress, the
+                                     models it has trained and saved, and those it
+                                     has also exported (finished)
     .backup/<model>/                 keras.callbacks.BackupAndRestore: weights and
                                      optimizer state (schedule step included) after
                                      the last completed epoch
@@ -11,7 +12,8 @@ A run keeps `<workdir>/.backup/`, removed when the run ends well:
     .backup/<model>/early_stopping.json, best.weights.npz
                                      early stopping's patience count and best weights
 
-Started again with the same config and mode, a run skips the models it finished
+Started again with the same config and mode, a run skips the models it finished,
+exports those it had trained and saved but not exported (never training them again),
 and resumes the interrupted one at its next epoch. With another config or mode, the
 backup is stale: it is discarded and training starts afresh.
 """
@@ -22,6 +24,7 @@ import json
 import math
 import os
 import shutil
+import time
 
 import keras
 import numpy as np
@@ -39,7 +42,7 @@ class RunState:
         workdir = os.path.dirname(os.path.abspath(backup_root))
         self._path = os.path.join(self.root, "run.json")
         config = json.loads(json.dumps(config))  # as run.json holds it: tuples->lists
-        self._state = {"config": config, "mode": mode, "finished": []}
+        self._state = {"config": config, "mode": mode, "trained": [], "finished": []}
         if os.path.isfile(self._path):
             previous = outputs.read_json(self._path)
             if {k: previous.get(k) for k in ("config", "mode")} == {
@@ -64,7 +67,18 @@ class RunState:
         outputs.write_json(self._path, self._state)
 
     def finished(self, model_name: str) -> bool:
+        """Trained, saved, exported and measured: nothing left to do."""
         return model_name in self._state["finished"]
+
+    def trained(self, model_name: str) -> bool:
+        """Trained and saved (model.keras, metrics.json), perhaps not yet exported:
+        a rerun exports the saved model and never trains it again."""
+        return model_name in self._state.get("trained", []) or self.finished(model_name)
+
+    def mark_trained(self, model_name: str) -> None:
+        self._state.setdefault("trained", []).append(model_name)
+        outputs.write_json(self._path, self._state)
+        shutil.rmtree(self.model_dir(model_name), ignore_errors=True)
 
     def mark_finished(self, model_name: str) -> None:
         self._state["finished"].append(model_name)
@@ -101,10 +115,18 @@ class HistoryBackup(keras.callbacks.Callback):
         super().__init__()
         self._path = os.path.join(backup_dir, "history.json")
         self.history = history
+        self._start = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
 
     def on_epoch_end(self, epoch, logs=None):
         for key, value in (logs or {}).items():
             self.history.setdefault(key, []).append(float(value))
+        # Kept with the logs, so a resumed run's training time counts the epochs
+        # before the crash too.
+        seconds = time.perf_counter() - self._start
+        self.history.setdefault("epoch_seconds", []).append(seconds)
         outputs.write_json(self._path, self.history)
 
 

@@ -34,9 +34,10 @@ class Session:
        all restored on exit;
     3. the data, checked against the config (bad data fails before any write);
     4. the teacher is loaded and checked against the data;
-    5. the run directory: config.json, and the run state a crashed run resumes.
+    5. the run directory is locked (a second run on it exits, naming this one's
+       process) and the run state a crashed run resumes from is read.
 
-    A session that ends well removes the crash backups.
+    A session that ends well writes config.json and removes the crash backups.
     """
 
     def __init__(self, config, run_dir: RunDir, mode: str, *, teacher: str = "none"):
@@ -55,9 +56,16 @@ class Session:
         return self
 
     def __exit__(self, exc_type, *_):
-        if exc_type is None:
-            self.state.close()
-        self._stack.close()
+        try:
+            if exc_type is None:
+                # Only now: a run that fails or is interrupted leaves the last
+                # finished run's config.json, never one no finished run used.
+                outputs.write_json(
+                    self.run_dir.file("config.json"), self.config.to_dict()
+                )
+                self.state.close()
+        finally:
+            self._stack.close()
 
     def _setup(self, stack: contextlib.ExitStack) -> None:
         config = self.config
@@ -88,8 +96,7 @@ class Session:
             )
         )
         self.run_dir = RunDir(root, tensorboard)
-        os.makedirs(root, exist_ok=True)
-        outputs.write_json(self.run_dir.file("config.json"), config.to_dict())
+        stack.enter_context(outputs.locked(root))  # one run per folder at a time
         self.state = resume.RunState(
             self.run_dir.backup_root, config=config.to_dict(), mode=self.mode
         )
@@ -108,7 +115,7 @@ class Session:
         if self._teacher_mode == "none":
             return None
         path = self.config.teacher_path or self.run_dir.model(TEACHER).keras
-        if os.path.isfile(path):
+        if os.path.exists(path):  # a folder too: models.load says what it is
             return path
         if self.config.teacher_path:
             raise FileNotFoundError(f"config.teacher_path {path!r} does not exist")
@@ -118,6 +125,17 @@ class Session:
             f"No trained teacher at {path}. Run --model=teacher first with the same "
             "--workdir, or set --config.teacher_path to a .keras teacher."
         )
+
+    def discard(self, *names: str) -> None:
+        """Removes run-level files this mode rewrites at its end: until then they
+        would describe models the run is replacing."""
+        for name in names:
+            path = self.run_dir.file(name)
+            if os.path.exists(path):
+                logging.info(
+                    "Removing %s of an earlier run; this run rewrites it", path
+                )
+                os.remove(path)
 
     def key(self, base: str, seed: int) -> ModelKey:
         return ModelKey.of(base, seed, self.config.seed)
@@ -175,6 +193,12 @@ def _check_against_data(config, splits) -> None:
                 models.build_for(spec, splits, name=role)
             except ValueError as e:
                 raise ValueError(f"config.{role}.arch: {e}") from None
+    if config.batch_size > len(splits.y_train):
+        raise ValueError(
+            f"config.batch_size={config.batch_size} is larger than the "
+            f"{len(splits.y_train)} training examples: every epoch would be one "
+            "short batch"
+        )
     channels = splits.input_shape[-1]
     if config.augment.color_jitter and channels != 3:
         raise ValueError(
