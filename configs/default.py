@@ -73,6 +73,9 @@ def get_config() -> ml_collections.ConfigDict:
     config.distill.alpha = 0.1  # weight of the hard (label) loss
     # Epochs of the distilled student; None: config.student.epochs.
     config.distill.epochs = ml_collections.config_dict.placeholder(int)
+    # Early-stopping patience of the distilled student; None: early_stopping's.
+    # 0 trains every epoch and keeps the last (a patient schedule, Beyer et al.).
+    config.distill.patience = ml_collections.config_dict.placeholder(int)
     # Run the teacher once over the data and reuse its logits every epoch, instead
     # of a teacher forward pass in every step (valid while inputs are not augmented).
     config.distill.cache_teacher_logits = True
@@ -93,6 +96,10 @@ def get_config() -> ml_collections.ConfigDict:
     config.augment.flip = "none"  # "horizontal" | "vertical" | both: see FLIPS
     config.augment.rotation = 0.0  # degrees each way
     config.augment.color_jitter = 0.0  # brightness/contrast fraction, RGB only
+    # mixup (Beta(a, a) weights) of the distilled student's images, which the
+    # teacher then sees too ("function matching", Beyer et al. 2022); needs
+    # distill.alpha=0: mixed images have no single label. 0 turns it off.
+    config.augment.mixup = 0.0
 
     # Optimisation: Adam with cosine decay over all training steps.
     config.optimizer = ml_collections.ConfigDict()

@@ -130,6 +130,7 @@ def test_early_stopping_ships_the_best_validation_epoch(tiny_config, tmp_path):
     assert metrics["weights"] == "best_validation"
     assert metrics["best_epoch"] == int(np.argmax(history)) + 1
     assert metrics["test_accuracy"] == metrics["test_accuracy_best_validation"]
+    assert metrics["validation_accuracy"] == pytest.approx(max(history))
     splits = config_lib.load_data(tiny_config)
     model = keras.models.load_model(tmp_path / "run" / "student" / "model.keras")
     val = data.pipeline(splits.x_val, splits.y_val, batch_size=64)

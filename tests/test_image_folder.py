@@ -215,3 +215,57 @@ def test_color_jitter_needs_rgb():
     cfg = augment.AugmentSpec(color_jitter=0.2)
     with pytest.raises(ValueError, match="color_jitter=0.2 needs RGB images"):
         augment.build(cfg, input_shape=(8, 8, 1), input_scale=16.0, seed=0)
+
+
+def test_mixup_mixes_what_teacher_and_student_both_see(tiny_config):
+    """Function matching: the distilled student's batches are mixed images, the
+    same pixels for teacher and student; the student alone gets no mixup."""
+    tiny_config.augment.mixup = 0.4
+    tiny_config.distill.alpha = 0.0
+    splits = config_lib.load_data(tiny_config)
+    spec = config_lib.classifier_settings(tiny_config).augment
+    options = {"input_shape": splits.input_shape, "input_scale": 16.0, "seed": 0}
+    assert augment.build(spec, **options) is None  # the student alone: none
+    layer = augment.build(spec, distilling=True, **options)
+    train_ds = data.pipeline(
+        splits.x_train,
+        splits.y_train,
+        batch_size=16,
+        shuffle_seed=0,
+        epochs=range(1),
+        augment=layer,
+    )
+    student_spec = config_lib.model_spec(tiny_config.student)
+    teacher = Recording(models.build_for(student_spec, splits, name="teacher"))
+    student = Recording(models.build_for(student_spec, splits, name="student"))
+    distiller = Distiller(student=student, teacher=teacher, temperature=1.0, alpha=0.0)
+    distiller.compile(optimizer="adam", run_eagerly=True)
+    distiller.fit(train_ds.take(1), epochs=1, verbose=0)
+    np.testing.assert_array_equal(teacher.seen[0], student.seen[0])
+    raw = next(
+        iter(
+            data.pipeline(
+                splits.x_train,
+                splits.y_train,
+                batch_size=16,
+                shuffle_seed=0,
+                epochs=range(1),
+            )
+        )
+    )[0].numpy()
+    mixed = student.seen[0]
+    # Each image lies between itself and its partner (the next of the batch),
+    # and the mixing moved it: fractions of pixel values appear.
+    partner = np.roll(raw, 1, axis=0)
+    low, high = np.minimum(raw, partner), np.maximum(raw, partner)
+    assert np.all(mixed >= low - 1e-4) and np.all(mixed <= high + 1e-4)
+    assert not np.array_equal(mixed, raw)
+    assert np.any(mixed != np.round(mixed))
+
+
+def test_mixup_needs_the_soft_targets_alone(tiny_config):
+    from tf_distill import config as config_lib
+
+    tiny_config.augment.mixup = 0.2
+    with pytest.raises(ValueError, match="mixed images have no single label"):
+        config_lib.validate(tiny_config)

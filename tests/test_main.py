@@ -147,3 +147,33 @@ def test_a_teacher_that_does_not_fit_the_data_is_refused_before_writing(tmp_path
         proc.stderr
     ), proc.stderr[-2000:]
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.slow
+def test_the_recommended_digits_recipe_runs_end_to_end(tmp_path):
+    """configs/digits_recommended.py, shortened: a CNN teacher run in every step
+    on mixed-up images, no hard loss, the distilled student kept at its last
+    epoch while the student alone keeps its best-validation epoch."""
+    recommended = os.path.join(REPO, "configs", "digits_recommended.py")
+    proc = run_main(
+        tmp_path,
+        "--model=all",
+        "--workdir=run",
+        *tiny_flags(),
+        "--config.early_stopping.patience=5",
+        "--config.distill.epochs=3",
+        "--config.num_seeds=1",
+        config=recommended,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "The teacher runs in every training step" in proc.stderr
+    distilled = json.loads(
+        (tmp_path / "run" / "distilling" / "metrics.json").read_text()
+    )
+    alone = json.loads((tmp_path / "run" / "student" / "metrics.json").read_text())
+    assert distilled["weights"] == "last_epoch" and distilled["epochs_run"] == 3
+    assert alone["weights"] == "best_validation"
+    assert distilled["alpha"] == 0.0 and distilled["teacher"] == "per_step"
+    assert distilled["history"]["hard_loss"][-1] > 0  # logged, not trained on
+    report = json.loads((tmp_path / "run" / "report.json").read_text())
+    assert "gap_recovered" in report

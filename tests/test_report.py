@@ -84,6 +84,28 @@ def test_report_has_every_field_for_the_three_models(run):
     assert report["verdict"] in text
 
 
+def test_the_share_of_the_gap_recovered_is_per_seed(run):
+    report = json.loads((run["workdir"] / "report.json").read_text())
+    results = run["results"]
+    teacher = results["teacher"]["test_accuracy"]
+    pairs = [("student", "distilling"), ("student_seed43", "distilling_seed43")]
+    gaps = [teacher - results[a]["test_accuracy"] for a, _ in pairs]
+    text = (run["workdir"] / "report.md").read_text()
+    if min(gaps) <= 0:
+        assert report["gap_recovered"] is None
+        assert "no gap for distillation to recover" in text
+        return
+    want = [
+        (results[d]["test_accuracy"] - results[a]["test_accuracy"]) / gap
+        for (a, d), gap in zip(pairs, gaps, strict=True)
+    ]
+    assert report["gap_recovered_per_seed"] == pytest.approx(want)
+    assert report["gap_recovered"] == pytest.approx(np.mean(want))
+    low, high = report["gap_recovered_ci95"]
+    assert low <= report["gap_recovered"] <= high
+    assert "Share of the teacher's lead recovered" in text
+
+
 def test_two_seeds_give_a_mean_and_a_std_per_student(run):
     report = json.loads((run["workdir"] / "report.json").read_text())
     results = run["results"]
@@ -225,8 +247,22 @@ def test_sweep_reuses_the_teacher_and_writes_table_and_heat_map(run):
     assert cell["test_accuracy"] == pytest.approx(
         report["models"]["distilling"]["test_accuracy"]
     )
+    # The chosen cell is the best on validation, never picked on test.
+    chosen = max(sweep["cells"], key=lambda c: c["validation_accuracy"])
+    assert sweep["chosen"] == chosen and "best" not in sweep
+    for cell in sweep["cells"]:
+        name = f"sweep/T{cell['temperature']:g}_alpha{cell['alpha']:g}"
+        runs = [run["sweep"][name], run["sweep"][f"{name}_seed43"]]
+        assert cell["validation_accuracy"] == pytest.approx(
+            np.mean([r["validation_accuracy"] for r in runs])
+        )
+    assert sweep["chosen_flags"] == (
+        f"--config.distill.temperature={chosen['temperature']:g} "
+        f"--config.distill.alpha={chosen['alpha']:g}"
+    )
     text = (run["workdir"] / "sweep.md").read_text()
     assert "| T \\ alpha | 0.1 | 0.5 |" in text and "| 4 |" in text
+    assert "Chosen on the validation split" in text and sweep["chosen_flags"] in text
     raw = (run["workdir"] / "sweep.png").read_bytes()
     assert raw[:8] == b"\x89PNG\r\n\x1a\n" and len(raw) > 10_000
     assert (run["workdir"] / "sweep" / "T1_alpha0.5" / "model.keras").is_file()

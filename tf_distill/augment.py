@@ -29,11 +29,18 @@ class AugmentSpec:
     flip: str = "none"  # one of FLIPS
     rotation: float = 0.0  # degrees each way
     color_jitter: float = 0.0  # brightness / contrast fraction, RGB only
+    mixup: float = 0.0  # Beta(mixup, mixup) mixing weight; the distilled student's
 
-    @property
-    def enabled(self) -> bool:
+    def enabled_for(self, *, distilling: bool) -> bool:
+        """Whether a model's training batches are augmented: mixup only for the
+        distilled student (its images have no single label; the teacher's soft
+        targets describe them)."""
         return bool(
-            self.translate or self.flip != "none" or self.rotation or self.color_jitter
+            self.translate
+            or self.flip != "none"
+            or self.rotation
+            or self.color_jitter
+            or (distilling and self.mixup)
         )
 
 
@@ -43,6 +50,7 @@ def build(
     input_shape,
     input_scale: float,
     seed: int,
+    distilling: bool = False,
 ) -> keras.Sequential | None:
     """The augmentation `cfg` asks for, on raw-valued float32 batches; None if off.
 
@@ -53,7 +61,7 @@ def build(
     - `color_jitter`: random brightness and contrast changes of up to this
       fraction (RGB images only).
     """
-    if not cfg.enabled:
+    if not cfg.enabled_for(distilling=distilling):
         return None
     height, width, channels = input_shape
     layers = []
@@ -89,4 +97,35 @@ def build(
                 cfg.color_jitter, value_range=value_range, seed=seed
             ),
         ]
+    if distilling and cfg.mixup:
+        layers.append(MixUp(cfg.mixup, seed=seed))
     return keras.Sequential(layers, name="augment")
+
+
+class MixUp(keras.layers.Layer):
+    """Zhang et al. (2018), "mixup: Beyond Empirical Risk Minimization":
+
+        x' = lam * x + (1 - lam) * x_partner,   lam ~ Beta(alpha, alpha) per image
+
+    the partner being the next image of the (shuffled) batch. Beyer et al. (2022,
+    "Knowledge distillation: A good teacher is patient and consistent") mix the
+    images teacher and student both see, and train on the teacher's soft targets
+    alone: the labels are not mixed here, so config.validate refuses mixup with a
+    hard-loss weight (config.distill.alpha) above 0.
+    """
+
+    def __init__(self, alpha: float, seed: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.alpha = float(alpha)
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, x, training=True):
+        if not training:
+            return x
+        batch = keras.ops.shape(x)[0]
+        # Beta(a, a) as g1 / (g1 + g2) with g1, g2 ~ Gamma(a).
+        g1 = keras.random.gamma((batch,), self.alpha, seed=self.seed_generator)
+        g2 = keras.random.gamma((batch,), self.alpha, seed=self.seed_generator)
+        lam = keras.ops.reshape(g1 / (g1 + g2), (-1,) + (1,) * (len(x.shape) - 1))
+        partner = keras.ops.roll(x, shift=1, axis=0)
+        return lam * x + (1.0 - lam) * partner

@@ -28,6 +28,7 @@ from tf_distill import (
     export,
     fitting,
     measure,
+    metrics_json,
     models,
     outputs,
     teacher_cache,
@@ -46,6 +47,8 @@ class Settings:
     final_lr_fraction: float = 0.1
     amsgrad: bool = False
     early_stopping: fitting.EarlyStopping = fitting.EarlyStopping()
+    # The distilled student's: a patient schedule (Beyer et al. 2022) may need none.
+    distill_early_stopping: fitting.EarlyStopping = fitting.EarlyStopping()
     tensorboard_every_steps: int = 100
     augment: augment.AugmentSpec = augment.AugmentSpec()
     cache_teacher_logits: bool = True
@@ -150,21 +153,12 @@ class ClassifierTask:
         """
         if self.state.trained(key.name):
             return self.reuse(key, ship=ship, load_model=False)[1]
-        cache = self.settings.cache_teacher_logits and not self.settings.augment.enabled
+        augmented = self.settings.augment.enabled_for(distilling=True)
+        cache = self.settings.cache_teacher_logits and not augmented
         train_logits = val_logits = None
         teacher_seconds = 0.0
         if cache:
-            if self._cache is None:  # computed once per run, for every student
-                s = self.settings
-                self._cache = teacher_cache.compute(
-                    models.teacher_for_inference(
-                        teacher, s.teacher_dtype, self.strategy
-                    ),
-                    (self.splits.x_train, self.splits.x_val),
-                    batch_size=s.teacher_batch_size,
-                    dtype=s.cache_dtype,
-                )
-            (train_logits, val_logits), teacher_seconds = self._cache
+            (train_logits, val_logits), teacher_seconds = self._cached_logits(teacher)
         else:
             # Augmented images change every epoch: the teacher sees the student's.
             logging.info(
@@ -193,7 +187,9 @@ class ClassifierTask:
                 optimizer=self._optimizer(epochs),
                 steps_per_execution=self.steps_per_execution,
             )
-        result = self._fit(distiller, key, epochs, seed, val_ds, train_logits)
+        result = self._fit(
+            distiller, key, epochs, seed, val_ds, train_logits, distilling=True
+        )
         return self._finish(
             key,
             distiller,
@@ -201,9 +197,22 @@ class ClassifierTask:
             result,
             ship=ship,
             seed=seed,
+            distilling=True,
             teacher_seconds=teacher_seconds,
             extra={**method.describe(), "teacher": "cached" if cache else "per_step"},
         )
+
+    def _cached_logits(self, teacher):
+        """((train, val) teacher logits, seconds), computed once per run."""
+        if self._cache is None:
+            s = self.settings
+            self._cache = teacher_cache.compute(
+                models.teacher_for_inference(teacher, s.teacher_dtype, self.strategy),
+                (self.splits.x_train, self.splits.x_val),
+                batch_size=s.teacher_batch_size,
+                dtype=s.cache_dtype,
+            )
+        return self._cache
 
     def _build(self, spec, role, seed):
         # The same seed before every build: the student alone and the distilled
@@ -221,13 +230,16 @@ class ClassifierTask:
             amsgrad=s.amsgrad,
         )
 
-    def _fit(self, model, key, epochs, seed, val_ds, teacher_logits=None):
+    def _fit(
+        self, model, key, epochs, seed, val_ds, teacher_logits=None, distilling=False
+    ):
         paths = self.run_dir.model(key)
         augmentation = augment.build(
             self.settings.augment,
             input_shape=self.splits.input_shape,
             input_scale=self.splits.input_scale,
             seed=seed,
+            distilling=distilling,
         )
 
         def train_ds(epoch_range):
@@ -253,11 +265,25 @@ class ClassifierTask:
             backup_dir=self.state.model_dir(key.name),
             tensorboard_dir=paths.tensorboard,
             tensorboard_every_steps=self.settings.tensorboard_every_steps,
-            early_stopping=self.settings.early_stopping,
+            early_stopping=self._early_stopping(distilling),
         )
 
+    def _early_stopping(self, distilling: bool) -> fitting.EarlyStopping:
+        s = self.settings
+        return s.distill_early_stopping if distilling else s.early_stopping
+
     def _finish(
-        self, key, fitted, model, result, *, ship, seed, teacher_seconds=0.0, extra=None
+        self,
+        key,
+        fitted,
+        model,
+        result,
+        *,
+        ship,
+        seed,
+        distilling=False,
+        teacher_seconds=0.0,
+        extra=None,
     ):
         """Steps 3 and 4: keeps weights, saves, writes metrics.json, then exports.
 
@@ -272,11 +298,21 @@ class ClassifierTask:
             evaluate=lambda: measure.evaluate(
                 model, self.test_ds, teacher_logits=teacher_logits
             ),
-            keep_best=self.settings.early_stopping.patience > 0,
+            keep_best=self._early_stopping(distilling).patience > 0,
         )
         paths = self.run_dir.model(key)
         outputs.save_keras(model, paths.keras)
-        metrics = self._metrics(key, model, result, selection, seed, teacher_seconds)
+        metrics = metrics_json.describe(
+            key,
+            model,
+            result,
+            selection,
+            seed=seed,
+            teacher_seconds=teacher_seconds,
+            splits=self.splits,
+            strategy=self.strategy,
+            fingerprint=self.settings.fingerprint,
+        )
         metrics.update(extra or {})
         metrics["history"] = {
             k: [float(v) for v in vs] for k, vs in result.history.items()
@@ -316,39 +352,6 @@ class ClassifierTask:
         metrics["saved_model_bytes"] = artefact_bytes.get("saved_model")
         outputs.write_json(paths.metrics, metrics)
         self.state.mark_finished(key.name)
-        return metrics
-
-    def _metrics(self, key, model, result, selection, seed, teacher_seconds):
-        """metrics.json's fields (DESIGN.md), but for exports and history."""
-        metrics = {
-            "model": key.name,
-            "config_fingerprint": self.settings.fingerprint,
-            "seed": seed,
-            "test_accuracy": selection.kept.accuracy,
-            "test_loss": selection.kept.loss,
-            "weights": selection.weights,
-            "test_accuracy_best_validation": selection.best.accuracy,
-            "test_accuracy_last_epoch": selection.last.accuracy,
-            "best_epoch": result.best_epoch,
-            "epochs_run": result.epochs_run,
-            # Every epoch's wall time (before a crash too), and the teacher's
-            # caching pass.
-            "train_seconds": result.seconds + teacher_seconds,
-            "teacher_pass_seconds": teacher_seconds,
-            "examples_per_second": len(self.splits.y_train)
-            * result.epochs_run
-            / result.seconds,
-            "inference_examples_per_second": measure.inference_examples_per_second(
-                model, self.splits.x_test
-            ),
-            "inference_batch_size": measure.INFERENCE_BATCH,
-            "params": model.count_params(),
-            "data": {"source": self.splits.source, **self.splits.sizes()},
-            "strategy": type(self.strategy).__name__,
-            "replicas": self.strategy.num_replicas_in_sync,
-        }
-        if key.base != "teacher" and selection.kept.agreement is not None:
-            metrics["test_agreement_with_teacher"] = selection.kept.agreement
         return metrics
 
 

@@ -133,6 +133,12 @@ def _training(c: _Checker, config: ml_collections.ConfigDict) -> None:
     c.positive_int("steps_per_execution")
     if config.distill.epochs is not None:
         c.positive_int("distill.epochs")
+    if config.distill.patience is not None:
+        c.check(
+            _is_int(config.distill.patience) and config.distill.patience >= 0,
+            "distill.patience",
+            "expected an integer >= 0 (0: no early stop), or None",
+        )
     c.check(
         _is_number(config.optimizer.learning_rate)
         and config.optimizer.learning_rate > 0,
@@ -173,6 +179,17 @@ def _augment(c: _Checker, config: ml_collections.ConfigDict) -> None:
         0 <= config.augment.rotation < 180, "augment.rotation", "degrees in [0, 180)"
     )
     c.check(0 <= config.augment.color_jitter < 1, "augment.color_jitter", "in [0, 1)")
+    c.check(
+        _is_number(config.augment.mixup) and config.augment.mixup >= 0,
+        "augment.mixup",
+        "expected a Beta(a, a) parameter >= 0 (0 turns mixup off)",
+    )
+    c.check(
+        not (config.augment.mixup and config.distill.alpha),
+        "augment.mixup",
+        "mixed images have no single label: set config.distill.alpha=0 (the "
+        "teacher's soft targets alone, as Beyer et al. 2022 train)",
+    )
 
 
 def _outputs(c: _Checker, config: ml_collections.ConfigDict) -> None:
@@ -285,12 +302,19 @@ def classifier_settings(config: ml_collections.ConfigDict) -> classifier.Setting
             monitor=config.early_stopping.monitor,
             patience=config.early_stopping.patience,
         ),
+        distill_early_stopping=fitting.EarlyStopping(
+            monitor=config.early_stopping.monitor,
+            patience=config.early_stopping.patience
+            if config.distill.patience is None
+            else config.distill.patience,
+        ),
         tensorboard_every_steps=config.tensorboard.every_steps,
         augment=augment.AugmentSpec(
             translate=a.translate,
             flip=a.flip,
             rotation=a.rotation,
             color_jitter=a.color_jitter,
+            mixup=a.mixup,
         ),
         cache_teacher_logits=d.cache_teacher_logits,
         cache_dtype=d.cache_dtype,

@@ -58,6 +58,14 @@ def write(run_dir: RunDir, results: dict[str, dict], *, title: str) -> dict:
         "distilled_minus_student_accuracy_per_seed": gains["values"],
         "verdict": stats.verdict(gains),
     }
+    recovered = stats.gap_recovered(
+        runs["distilling"], runs["student"], first["test_accuracy"]
+    )
+    report["gap_recovered"] = None if recovered is None else recovered["mean"]
+    report["gap_recovered_ci95"] = None if recovered is None else recovered["ci95"]
+    report["gap_recovered_per_seed"] = (
+        None if recovered is None else recovered["values"]
+    )
     outputs.write_json(run_dir.file("report.json"), report)
     outputs.write_text(run_dir.file("report.md"), _markdown(report))
     _plot(run_dir.file("accuracy.png"), runs, gains, title)
@@ -136,8 +144,25 @@ def _markdown(report):
         + "\n".join(rows)
         + "\n\nDistilled student minus student alone, same seed: "
         f"{report['distilled_minus_student_accuracy'] * 100:+.2f} points "
-        f"(per seed: {per_seed}).\n\n**{report['verdict']}**\n"
+        f"(per seed: {per_seed}). {_gap_sentence(report)}\n\n"
+        f"**{report['verdict']}**\n"
     )
+
+
+def _gap_sentence(report):
+    """The share of the teacher's lead that distillation recovered, in words."""
+    if report["gap_recovered"] is None:
+        return (
+            "The teacher is not better than the student alone (for at least one "
+            "seed): there is no gap for distillation to recover."
+        )
+    text = (
+        f"Share of the teacher's lead recovered: {100 * report['gap_recovered']:.0f}%"
+    )
+    if report["gap_recovered_ci95"] is not None:
+        low, high = (100 * v for v in report["gap_recovered_ci95"])
+        text += f" (95% CI [{low:.0f}%, {high:.0f}%])"
+    return text + "."
 
 
 def _plot(path, runs, gains, title):

@@ -18,6 +18,27 @@ def paired_differences(runs, baselines, field="test_accuracy"):
     the 95% confidence interval of the mean (Student's t), the values."""
     baseline = {r["seed"]: r[field] for r in baselines}
     values = [r[field] - baseline[r["seed"]] for r in runs if r["seed"] in baseline]
+    return mean_and_interval(values)
+
+
+def gap_recovered(distilled, alone, teacher_accuracy: float, field="test_accuracy"):
+    """Per seed, (distilled - alone) / (teacher - alone): the share of the
+    teacher's lead over the student alone that distillation recovers (1: all of
+    it; above 1: the student beats the teacher). None where the teacher is not
+    better than that seed's student alone: then there is no gap to recover."""
+    baseline = {r["seed"]: r[field] for r in alone}
+    values = []
+    for r in distilled:
+        gap = teacher_accuracy - baseline[r["seed"]]
+        if gap <= 0:
+            return None
+        values.append((r[field] - baseline[r["seed"]]) / gap)
+    return mean_and_interval(values)
+
+
+def mean_and_interval(values):
+    """Mean, sample std, 95% confidence interval of the mean (Student's t), the
+    values; std and interval None for one value."""
     mean = float(np.mean(values))
     std = sample_std(values)
     ci95 = None

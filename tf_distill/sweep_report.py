@@ -32,6 +32,9 @@ def write(
             {
                 "temperature": float(temperature),
                 "alpha": float(alpha),
+                "validation_accuracy": float(
+                    np.mean([r["validation_accuracy"] for r in runs])
+                ),
                 "test_accuracy": float(np.mean(accuracy)),
                 "test_accuracy_std": stats.sample_std(accuracy),
                 "gain": gains["mean"],
@@ -49,8 +52,14 @@ def write(
         "student_alone_test_accuracy": float(np.mean(alone)),
         "student_alone_test_accuracy_std": stats.sample_std(alone),
         "cells": cells,
-        "best": max(cells, key=lambda c: c["test_accuracy"]),
+        # Chosen on the validation split: the test split only reports.
+        "chosen": max(cells, key=lambda c: c["validation_accuracy"]),
     }
+    chosen = sweep["chosen"]
+    sweep["chosen_flags"] = (
+        f"--config.distill.temperature={chosen['temperature']:g} "
+        f"--config.distill.alpha={chosen['alpha']:g}"
+    )
     outputs.write_json(run_dir.file("sweep.json"), sweep)
     outputs.write_text(run_dir.file("sweep.md"), _markdown(sweep))
     _plot(run_dir.file("sweep.png"), sweep)
@@ -67,7 +76,7 @@ def _markdown(sweep):
         cells = {c["alpha"]: c for c in sweep["cells"] if c["temperature"] == t}
         rows.append(f"| {t:g} | " + " | ".join(_cell(cells[a]) for a in alphas) + " |")
     alone_std = sweep["student_alone_test_accuracy_std"]
-    best = sweep["best"]
+    chosen = sweep["chosen"]
     n = len(sweep["seeds"])
     noise = (
         "one seed: the seed-to-seed noise is unknown"
@@ -81,9 +90,13 @@ def _markdown(sweep):
         "gain's std over seeds). alpha weighs the hard (label) loss.\n\n"
         + "\n".join(rows)
         + f"\n\nTeacher {sweep['teacher_test_accuracy']:.4f}; student alone "
-        f"{sweep['student_alone_test_accuracy']:.4f} ({noise}). Best cell: "
-        f"T={best['temperature']:g}, alpha={best['alpha']:g}, "
-        f"{best['test_accuracy']:.4f} ({100 * best['gain']:+.2f} points).\n"
+        f"{sweep['student_alone_test_accuracy']:.4f} ({noise}).\n\n"
+        "Chosen on the validation split (the highest mean validation accuracy of "
+        f"the kept weights, {chosen['validation_accuracy']:.4f}): "
+        f"T={chosen['temperature']:g}, alpha={chosen['alpha']:g}, test accuracy "
+        f"{chosen['test_accuracy']:.4f} ({100 * chosen['gain']:+.2f} points). To "
+        f"run it: `python main.py --model=all {sweep['chosen_flags']}` with this "
+        "config.\n"
     )
 
 

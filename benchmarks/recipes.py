@@ -1,0 +1,173 @@
+"""Choosing a distillation recipe on the validation split, and what it gives on test.
+
+    python benchmarks/recipes.py --config=configs/digits_recommended.py \
+        --workdir=/tmp/recipes
+
+Trains the config's teacher once and its student alone over `config.num_seeds`
+seeds, then distils the teacher with each candidate recipe below (same seeds, same
+initial weights and batches as the students alone). Recipes are ranked by the mean
+validation accuracy of the kept weights; the test split only reports. Prints one
+table (validation, test, the paired gain over the student alone with its 95% CI,
+the share of the teacher's lead recovered, wall time) and writes
+<workdir>/recipes.json and recipes.md.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+
+import common  # benchmarks/common.py, beside this script
+from absl import app, flags
+
+# (mixup, T, alpha, distill epochs, distill patience): Hinton et al.'s KD with early
+# stopping as the default runs it, then patient schedules with and without mixup
+# (function matching, Beyer et al. 2022).
+RECIPES = (
+    (0.0, 4.0, 0.1, 100, None),
+    (0.0, 1.0, 0.1, 300, 0),
+    (0.2, 1.0, 0.0, 300, 0),
+    (1.0, 1.0, 0.0, 300, 0),
+    (0.2, 4.0, 0.0, 300, 0),
+)
+
+# The student alone's schedules (epochs, patience; 0: the last epoch kept): it is
+# chosen on validation too, so the gain is over the best-validated baseline.
+ALONE = ((100, 20), (100, 0), (300, 0))
+
+flags.DEFINE_string("config", "configs/digits_recommended.py", "Config file.")
+flags.DEFINE_string("workdir", "/tmp/recipes", "Where runs and tables go.")
+FLAGS = flags.FLAGS
+
+
+def _recipe_config(config, recipe):
+    mixup, temperature, alpha, epochs, patience = recipe
+    config = config.copy_and_resolve_references()
+    config.augment.mixup = mixup
+    config.distill.temperature = temperature
+    config.distill.alpha = alpha
+    config.distill.epochs = epochs
+    config.distill.patience = patience
+    return config
+
+
+def _row(name, runs, alone, teacher_accuracy, seconds):
+    from tf_distill import stats
+
+    gains = stats.paired_differences(runs, alone)
+    recovered = stats.gap_recovered(runs, alone, teacher_accuracy)
+    return {
+        "recipe": name,
+        "validation_accuracy": sum(r["validation_accuracy"] for r in runs) / len(runs),
+        "test_accuracy": sum(r["test_accuracy"] for r in runs) / len(runs),
+        "gain": gains["mean"],
+        "gain_ci95": gains["ci95"],
+        "gap_recovered": None if recovered is None else recovered["mean"],
+        "seconds": seconds,
+    }
+
+
+def main(argv):
+    del argv
+    from tf_distill import experiment, outputs
+    from tf_distill.rundir import runs_of
+
+    config = common.load_config(FLAGS.config, name_prefix="recipes")
+    config.export.tflite = False
+    tensorboard = os.path.join(FLAGS.workdir, "tensorboard")
+    base = os.path.join(FLAGS.workdir, "base")
+    teacher = experiment.run(
+        config, workdir=base, mode="teacher", tensorboard_dir=tensorboard
+    )["teacher"]
+    alone_rows, alone_runs = [], []
+    for epochs, patience in ALONE:
+        variant = config.copy_and_resolve_references()
+        variant.student.epochs, variant.early_stopping.patience = epochs, patience
+        start = time.perf_counter()
+        runs = runs_of(
+            experiment.run(
+                variant,
+                workdir=os.path.join(FLAGS.workdir, f"alone_{epochs}_{patience}"),
+                mode="student",
+                tensorboard_dir=tensorboard,
+            ),
+            "student",
+        )
+        kept = "early stopping" if patience else "last epoch"
+        name = f"student alone, {epochs} epochs, {kept}"
+        alone_rows.append(
+            _row(
+                name, runs, runs, teacher["test_accuracy"], time.perf_counter() - start
+            )
+        )
+        alone_runs.append(runs)
+    best = max(range(len(ALONE)), key=lambda i: alone_rows[i]["validation_accuracy"])
+    alone = alone_runs[best]
+    alone_rows[best]["recipe"] += " (chosen on validation: the baseline)"
+    rows = list(alone_rows)
+    for recipe in RECIPES:
+        mixup, temperature, alpha, epochs, patience = recipe
+        name = (
+            f"mixup {mixup:g}, T={temperature:g}, alpha={alpha:g}, {epochs} epochs"
+            + (", early stopping" if patience is None else ", last epoch")
+        )
+        workdir = os.path.join(FLAGS.workdir, f"recipe{RECIPES.index(recipe)}")
+        os.makedirs(workdir, exist_ok=True)
+        shutil.copytree(
+            os.path.join(base, "teacher"),
+            os.path.join(workdir, "teacher"),
+            dirs_exist_ok=True,
+        )
+        start = time.perf_counter()
+        distilled = experiment.run(
+            _recipe_config(config, recipe),
+            workdir=workdir,
+            mode="distilling",
+            tensorboard_dir=tensorboard,
+        )
+        rows.append(
+            _row(
+                name,
+                runs_of(distilled, "distilling"),
+                alone,
+                teacher["test_accuracy"],
+                time.perf_counter() - start,
+            )
+        )
+    chosen = max(rows[len(ALONE) :], key=lambda r: r["validation_accuracy"])
+    table = _markdown(config.name, teacher, rows, chosen, len(alone))
+    print(table)
+    outputs.write_json(
+        os.path.join(FLAGS.workdir, "recipes.json"),
+        {"teacher": teacher["test_accuracy"], "rows": rows, "chosen": chosen},
+    )
+    outputs.write_text(os.path.join(FLAGS.workdir, "recipes.md"), table)
+
+
+def _markdown(title, teacher, rows, chosen, seeds):
+    lines = [
+        f"# Recipes on {title}: teacher test accuracy {teacher['test_accuracy']:.4f}, "
+        f"{seeds} seeds\n",
+        "| recipe | val. acc. | test acc. | gain over alone, points [95% CI] | "
+        "gap recovered | wall s |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        baseline = r["recipe"].startswith("student alone")
+        ci = r["gain_ci95"]
+        gain = "-" if baseline else f"{100 * r['gain']:+.2f}"
+        if ci is not None and not baseline:
+            gain += f" [{100 * ci[0]:+.2f}, {100 * ci[1]:+.2f}]"
+        recovered = r["gap_recovered"]
+        share = "-" if recovered is None or baseline else f"{100 * recovered:.0f}%"
+        mark = " (chosen on validation)" if r is chosen else ""
+        lines.append(
+            f"| {r['recipe']}{mark} | {r['validation_accuracy']:.4f} | "
+            f"{r['test_accuracy']:.4f} | {gain} | {share} | {r['seconds']:.0f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    app.run(main)
