@@ -169,6 +169,18 @@ class Recording(keras.Model):
         return self.inner(x, training=training)
 
 
+def _first_epoch(splits, augment_layer, *, batch_size):
+    """The shuffled training batches of epoch 0, through `augment_layer`."""
+    return data.pipeline(
+        splits.x_train,
+        splits.y_train,
+        batch_size=batch_size,
+        shuffle_seed=0,
+        epochs=range(1),
+        augment=augment_layer,
+    )
+
+
 def test_teacher_and_student_see_the_same_augmented_batch(image_dir):
     config = image_config(image_dir)
     splits = config_lib.load_data(config)
@@ -180,14 +192,7 @@ def test_teacher_and_student_see_the_same_augmented_batch(image_dir):
     )
 
     def first_epoch(augment_layer):
-        return data.pipeline(
-            splits.x_train,
-            splits.y_train,
-            batch_size=8,
-            shuffle_seed=0,
-            epochs=range(1),
-            augment=augment_layer,
-        )
+        return _first_epoch(splits, augment_layer, batch_size=8)
 
     train_ds = first_epoch(layer)
     teacher = Recording(
@@ -227,14 +232,7 @@ def test_mixup_mixes_what_teacher_and_student_both_see(tiny_config):
     options = {"input_shape": splits.input_shape, "input_scale": 16.0, "seed": 0}
     assert augment.build(spec, **options) is None  # the student alone: none
     layer = augment.build(spec, distilling=True, **options)
-    train_ds = data.pipeline(
-        splits.x_train,
-        splits.y_train,
-        batch_size=16,
-        shuffle_seed=0,
-        epochs=range(1),
-        augment=layer,
-    )
+    train_ds = _first_epoch(splits, layer, batch_size=16)
     student_spec = config_lib.model_spec(tiny_config.student)
     teacher = Recording(models.build_for(student_spec, splits, name="teacher"))
     student = Recording(models.build_for(student_spec, splits, name="student"))
@@ -242,17 +240,7 @@ def test_mixup_mixes_what_teacher_and_student_both_see(tiny_config):
     distiller.compile(optimizer="adam", run_eagerly=True)
     distiller.fit(train_ds.take(1), epochs=1, verbose=0)
     np.testing.assert_array_equal(teacher.seen[0], student.seen[0])
-    raw = next(
-        iter(
-            data.pipeline(
-                splits.x_train,
-                splits.y_train,
-                batch_size=16,
-                shuffle_seed=0,
-                epochs=range(1),
-            )
-        )
-    )[0].numpy()
+    raw = next(iter(_first_epoch(splits, None, batch_size=16)))[0].numpy()
     mixed = student.seen[0]
     # Each image lies between itself and its partner (the next of the batch),
     # and the mixing moved it: fractions of pixel values appear.
@@ -264,8 +252,8 @@ def test_mixup_mixes_what_teacher_and_student_both_see(tiny_config):
 
 
 def test_mixup_needs_the_soft_targets_alone(tiny_config):
-    from tf_distill import config as config_lib
+    from tf_distill import validation
 
     tiny_config.augment.mixup = 0.2
     with pytest.raises(ValueError, match="mixed images have no single label"):
-        config_lib.validate(tiny_config)
+        validation.validate(tiny_config)

@@ -78,17 +78,14 @@ def distill(
     _check_pair(teacher, student)
     if method is None:
         method = methods.KD(temperature=temperature, alpha=alpha)
-    teacher_seconds = 0.0
-    if cache_teacher_logits:
-        start = time.perf_counter()
-        train_ds, steps_per_epoch, val = _cached_batches(
-            teacher, train_data, validation_data, epochs=epochs, seed=seed
-        )
-        teacher_seconds = time.perf_counter() - start
-    else:
-        train_ds = train_data.repeat()  # fit's steps_per_epoch counts the epochs
-        steps_per_epoch = _count_batches(train_data)
-        val = validation_data
+    train_ds, steps_per_epoch, val, teacher_seconds = _batches(
+        teacher,
+        train_data,
+        validation_data,
+        cache=cache_teacher_logits,
+        epochs=epochs,
+        seed=seed,
+    )
     with tf.distribute.get_strategy().scope():
         distiller = Distiller(
             student=student,
@@ -115,6 +112,20 @@ def distill(
         teacher_pass_seconds=teacher_seconds,
         cached=cache_teacher_logits,
     )
+
+
+def _batches(teacher, train_data, validation_data, *, cache, epochs, seed):
+    """(training batches, steps per epoch, validation batches, seconds of the
+    teacher's pass): with `cache`, batches carrying the teacher's logits from one
+    pass; else the user's pipelines as they are (the teacher runs in each step)."""
+    if not cache:
+        # Repeated: fit's steps_per_epoch counts the epochs.
+        return train_data.repeat(), _count_batches(train_data), validation_data, 0.0
+    start = time.perf_counter()
+    train_ds, steps, val = _cached_batches(
+        teacher, train_data, validation_data, epochs=epochs, seed=seed
+    )
+    return train_ds, steps, val, time.perf_counter() - start
 
 
 def _cached_batches(teacher, train_data, validation_data, *, epochs, seed):

@@ -110,7 +110,7 @@ class MixUp(keras.layers.Layer):
     the partner being the next image of the (shuffled) batch. Beyer et al. (2022,
     "Knowledge distillation: A good teacher is patient and consistent") mix the
     images teacher and student both see, and train on the teacher's soft targets
-    alone: the labels are not mixed here, so config.validate refuses mixup with a
+    alone: the labels are not mixed here, so validation.validate refuses mixup with a
     hard-loss weight (config.distill.alpha) above 0.
     """
 

@@ -153,28 +153,7 @@ class ClassifierTask:
         """
         if self.state.trained(key.name):
             return self.reuse(key, ship=ship, load_model=False)[1]
-        augmented = self.settings.augment.enabled_for(distilling=True)
-        cache = self.settings.cache_teacher_logits and not augmented
-        train_logits = val_logits = None
-        teacher_seconds = 0.0
-        if cache:
-            (train_logits, val_logits), teacher_seconds = self._cached_logits(teacher)
-        else:
-            # Augmented images change every epoch: the teacher sees the student's.
-            logging.info(
-                "The teacher runs in every training step (not cached%s).",
-                ": the training images are augmented"
-                if self.settings.cache_teacher_logits
-                else "",
-            )
-        val_ds = self.val_ds
-        if val_logits is not None:
-            val_ds = data.pipeline(
-                self.splits.x_val,
-                self.splits.y_val,
-                batch_size=self.settings.batch_size,
-                extra=val_logits,
-            )
+        cache, train_logits, val_ds, teacher_seconds = self._teacher_signal(teacher)
         with self.strategy.scope():
             student = self._build(spec, key.role, seed)
             distiller = Distiller(
@@ -201,6 +180,25 @@ class ClassifierTask:
             teacher_seconds=teacher_seconds,
             extra={**method.describe(), "teacher": "cached" if cache else "per_step"},
         )
+
+    def _teacher_signal(self, teacher):
+        """(cached?, training logits or None, validation batches, seconds of the
+        teacher's pass): its logits once per run, unless the distilled student's
+        images are augmented (they change every epoch; the teacher sees the
+        student's in each step)."""
+        augmented = self.settings.augment.enabled_for(distilling=True)
+        if not self.settings.cache_teacher_logits or augmented:
+            logging.info(
+                "The teacher runs in every training step (not cached%s).",
+                ": the training images are augmented" if augmented else "",
+            )
+            return False, None, self.val_ds, 0.0
+        (train_logits, val_logits), seconds = self._cached_logits(teacher)
+        # The validation loss compares with the teacher's logits too.
+        x_val, y_val = self.splits.x_val, self.splits.y_val
+        batch = self.settings.batch_size
+        val_ds = data.pipeline(x_val, y_val, batch_size=batch, extra=val_logits)
+        return True, train_logits, val_ds, seconds
 
     def _cached_logits(self, teacher):
         """((train, val) teacher logits, seconds), computed once per run."""
@@ -314,24 +312,11 @@ class ClassifierTask:
             fingerprint=self.settings.fingerprint,
         )
         metrics.update(extra or {})
-        metrics["history"] = {
-            k: [float(v) for v in vs] for k, vs in result.history.items()
-        }
         if key.base == "teacher":  # what the students are compared with
             self.teacher_test = selection.kept
         outputs.write_json(paths.metrics, metrics)
         self.state.mark_trained(key.name)
-        logging.info(
-            "%s: test accuracy %.4f (best-on-validation weights %.4f, last epoch "
-            "%.4f), test loss %.4f, %d epochs in %.1f s",
-            key.name,
-            selection.kept.accuracy,
-            selection.best.accuracy,
-            selection.last.accuracy,
-            selection.kept.loss,
-            metrics["epochs_run"],
-            metrics["train_seconds"],
-        )
+        metrics_json.log(metrics, selection)
         return self._ship(key, model, metrics, ship=ship)
 
     def _ship(self, key, model, metrics, *, ship):

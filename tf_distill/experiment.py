@@ -2,10 +2,11 @@
 
     run(config, workdir=..., mode=...)  ->  MODES[mode](config, RunDir)
 
-With config.py and session.py, this is the only code that reads a config, and it
-owns the run directory (rundir.RunDir yields every path). A training mode opens a
-`Session` (strategy, data, teacher, run state, task), asks it for the models it
-names, and writes the run's report; `export` and `evaluate` work on what a run left.
+With config.py, validation.py and session.py, this is the only code that reads a
+config, and it owns the run directory (rundir.RunDir yields every path). A training
+mode opens a `Session` (strategy, data, teacher, run state, task), asks it for the
+models it names, and writes the run's report; `export` and `evaluate` work on what
+a run left.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from tf_distill import (
     report,
     serving,
     sweep_report,
+    validation,
 )
 from tf_distill import config as config_lib
 from tf_distill.rundir import DISTILLED, STUDENT, SWEEP, TEACHER, ModelKey, RunDir
@@ -54,7 +56,7 @@ def run(
     """
     if mode not in MODES:
         raise ValueError(f"Unknown mode {mode!r}; valid: {', '.join(MODES)}")
-    config_lib.validate(config)
+    validation.validate(config)
     if mode == "all" and config.teacher_path:
         raise ValueError(
             f"config.teacher_path={config.teacher_path!r} is for --model=distilling "

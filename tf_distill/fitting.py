@@ -92,7 +92,7 @@ def fit(
             epochs,
             backup_dir,
         )
-    if not start_epoch:  # a fresh fit: its curves replace an earlier run's
+    else:  # a fresh fit: its curves replace an earlier run's
         shutil.rmtree(tensorboard_dir, ignore_errors=True)
     best = _best_epoch_tracker(backup_dir, early_stopping, epochs)
     callbacks = [
@@ -104,10 +104,7 @@ def fit(
         ),
         resume.StopOnNaN(name, steps_per_epoch),
         best,
-        resume.HistoryBackup(backup_dir, history),  # before the weights' backup
-        keras.callbacks.BackupAndRestore(
-            backup_dir, double_checkpoint=True, delete_checkpoint=False
-        ),
+        *_backups(backup_dir, history),
     ]
     logging.info("Training %s for up to %d epochs", name, epochs)
     try:
@@ -134,6 +131,17 @@ def fit(
         best_weights=None if best_epoch in (None, epochs_run) else best.best_weights,
         best_epoch=best_epoch,
     )
+
+
+def _backups(backup_dir, history):
+    """The logs, then the weights and optimizer, backed up after every epoch: in
+    this order, so a crash between the two leaves the history ahead, never behind."""
+    return [
+        resume.HistoryBackup(backup_dir, history),
+        keras.callbacks.BackupAndRestore(
+            backup_dir, double_checkpoint=True, delete_checkpoint=False
+        ),
+    ]
 
 
 def _best_epoch_tracker(backup_dir, early_stopping, epochs):
@@ -178,8 +186,7 @@ def select_weights(
     Returns:
         The measures of both sets; `fitted` holds the kept weights afterwards.
     """
-    fitted.set_weights(result.last_weights)
-    last = evaluate()
+    last = evaluate()  # fit leaves the last epoch's weights in the model
     if result.best_weights is None:  # the last epoch was the best
         best = last
     else:

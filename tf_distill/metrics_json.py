@@ -2,12 +2,13 @@
 
 The fixed keys (`model`, `test_accuracy`, `test_loss`, `epochs_run`,
 `train_seconds`, `examples_per_second`, `history`) and the rest the report reads;
-the classifier task adds the method, the exports' sizes and the history.
+the classifier task adds the method and the exports' sizes.
 """
 
 from __future__ import annotations
 
 import keras
+from absl import logging
 
 from tf_distill import fitting, measure
 from tf_distill.rundir import ModelKey
@@ -25,7 +26,7 @@ def describe(
     strategy,
     fingerprint: str,
 ) -> dict:
-    """metrics.json's fields but for the method, exports and history."""
+    """metrics.json's fields but for the method and the exports' sizes."""
     metrics = {
         "model": key.name,
         "config_fingerprint": fingerprint,
@@ -55,7 +56,23 @@ def describe(
     }
     if key.base != "teacher" and selection.kept.agreement is not None:
         metrics["test_agreement_with_teacher"] = selection.kept.agreement
+    metrics["history"] = {k: [float(v) for v in vs] for k, vs in result.history.items()}
     return metrics
+
+
+def log(metrics: dict, selection: fitting.Selection) -> None:
+    """One log line: what a trained model scored, with both weight sets."""
+    logging.info(
+        "%s: test accuracy %.4f (best-on-validation weights %.4f, last epoch %.4f), "
+        "test loss %.4f, %d epochs in %.1f s",
+        metrics["model"],
+        selection.kept.accuracy,
+        selection.best.accuracy,
+        selection.last.accuracy,
+        selection.kept.loss,
+        metrics["epochs_run"],
+        metrics["train_seconds"],
+    )
 
 
 def kept_validation_accuracy(result, selection) -> float | None:
