@@ -21,23 +21,47 @@ import time
 import common  # benchmarks/common.py, beside this script
 from absl import app, flags
 
-# (mixup, T, alpha, distill epochs, distill patience): Hinton et al.'s KD with early
-# stopping as the default runs it, then patient schedules with and without mixup
-# (function matching, Beyer et al. 2022).
-RECIPES = (
-    (0.0, 4.0, 0.1, 100, None),
-    (0.0, 1.0, 0.1, 300, 0),
-    (0.2, 1.0, 0.0, 300, 0),
-    (1.0, 1.0, 0.0, 300, 0),
-    (0.2, 4.0, 0.0, 300, 0),
-)
-
-# The student alone's schedules (epochs, patience; 0: the last epoch kept): it is
-# chosen on validation too, so the gain is over the best-validated baseline.
-ALONE = ((100, 20), (100, 0), (300, 0))
+# Candidate sets, by --recipes: "alone" are the student alone's schedules (epochs,
+# patience; 0 keeps the last epoch), chosen on validation too, so the gain is over
+# the best-validated baseline; "distill" are (mixup, T, alpha, distill epochs,
+# distill patience).
+RECIPES = {
+    # Hinton et al.'s KD with early stopping, then patient schedules with and
+    # without mixup (function matching, Beyer et al. 2022).
+    "function_matching": {
+        "alone": ((100, 20), (100, 0), (300, 0)),
+        "distill": (
+            (0.0, 4.0, 0.1, 100, 20),
+            (0.0, 1.0, 0.1, 300, 0),
+            (0.2, 1.0, 0.0, 300, 0),
+            (1.0, 1.0, 0.0, 300, 0),
+            (0.2, 4.0, 0.0, 300, 0),
+        ),
+    },
+    # Few labels and unlabelled transfer data (config.labeled_fraction < 1): the
+    # temperature, the weight of the few hard labels, and the schedule.
+    "few_labels": {
+        "alone": ((100, 20), (100, 0), (300, 0)),
+        "distill": (
+            (0.0, 4.0, 0.1, 100, 20),
+            (0.0, 4.0, 0.1, 300, 0),
+            (0.0, 2.0, 0.1, 300, 0),
+            (0.0, 8.0, 0.1, 300, 0),
+            (0.0, 4.0, 0.5, 300, 0),
+            (0.0, 4.0, 0.0, 300, 0),
+        ),
+    },
+    # 54,000 images an epoch (MNIST, Fashion-MNIST): equal 40-epoch schedules,
+    # the last epoch kept; a low and the usual temperature.
+    "large": {
+        "alone": ((40, 0),),
+        "distill": ((0.0, 1.0, 0.1, 40, 0), (0.0, 4.0, 0.1, 40, 0)),
+    },
+}
 
 flags.DEFINE_string("config", "configs/digits_recommended.py", "Config file.")
 flags.DEFINE_string("workdir", "/tmp/recipes", "Where runs and tables go.")
+flags.DEFINE_enum("recipes", "function_matching", list(RECIPES), "Candidate set.")
 FLAGS = flags.FLAGS
 
 
@@ -80,8 +104,9 @@ def main(argv):
     teacher = experiment.run(
         config, workdir=base, mode="teacher", tensorboard_dir=tensorboard
     )["teacher"]
+    candidates = RECIPES[FLAGS.recipes]
     alone_rows, alone_runs = [], []
-    for epochs, patience in ALONE:
+    for epochs, patience in candidates["alone"]:
         variant = config.copy_and_resolve_references()
         variant.student.epochs, variant.early_stopping.patience = epochs, patience
         start = time.perf_counter()
@@ -102,17 +127,19 @@ def main(argv):
             )
         )
         alone_runs.append(runs)
-    best = max(range(len(ALONE)), key=lambda i: alone_rows[i]["validation_accuracy"])
+    best = max(
+        range(len(alone_rows)), key=lambda i: alone_rows[i]["validation_accuracy"]
+    )
     alone = alone_runs[best]
     alone_rows[best]["recipe"] += " (chosen on validation: the baseline)"
     rows = list(alone_rows)
-    for recipe in RECIPES:
+    for number, recipe in enumerate(candidates["distill"]):
         mixup, temperature, alpha, epochs, patience = recipe
         name = (
             f"mixup {mixup:g}, T={temperature:g}, alpha={alpha:g}, {epochs} epochs"
-            + (", early stopping" if patience is None else ", last epoch")
+            + (", early stopping" if patience else ", last epoch")
         )
-        workdir = os.path.join(FLAGS.workdir, f"recipe{RECIPES.index(recipe)}")
+        workdir = os.path.join(FLAGS.workdir, f"recipe{number}")
         os.makedirs(workdir, exist_ok=True)
         shutil.copytree(
             os.path.join(base, "teacher"),
@@ -135,7 +162,7 @@ def main(argv):
                 time.perf_counter() - start,
             )
         )
-    chosen = max(rows[len(ALONE) :], key=lambda r: r["validation_accuracy"])
+    chosen = max(rows[len(alone_rows) :], key=lambda r: r["validation_accuracy"])
     table = _markdown(config.name, teacher, rows, chosen, len(alone))
     print(table)
     outputs.write_json(

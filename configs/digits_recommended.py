@@ -18,7 +18,7 @@ from configs import default
 
 
 def get_config():
-    config = default.get_config()
+    config = default.base_config()
     config.teacher.arch = "cnn"
     config.teacher.layers = (32, 64)
     config.teacher.dropout = 0.2

@@ -15,7 +15,7 @@ from configs import default
 
 
 def get_config():
-    config = default.get_config()
+    config = default.base_config()
     config.dataset = "fashion_mnist"
     config.data_dir = os.path.join(default.SHARED_DATA, "fashion_mnist")
     config.batch_size = 256

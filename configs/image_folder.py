@@ -25,7 +25,7 @@ from configs import default
 
 
 def get_config():
-    config = default.get_config()
+    config = default.base_config()
     config.dataset = "image_folder"
     config.image_size = (64, 64)
     config.color_mode = "rgb"

@@ -14,7 +14,7 @@ from configs import default
 
 
 def get_config():
-    config = default.get_config()
+    config = default.base_config()
     config.dataset = "mnist"
     config.data_dir = os.path.join(default.SHARED_DATA, "mnist")
     config.batch_size = 32

@@ -9,7 +9,10 @@ SHARED_DATA = os.path.join(os.path.dirname(REPO), "shared", "data")
 
 # Overrides that make configs/default.py train in seconds (used by in-process and
 # subprocess tests alike, so both exercise the same tiny run).
+# main.py's subprocess runs use configs/default.py's main job (few labels, on
+# 20% of the training labels); the in-process `tiny_config` its base_config().
 TINY = {
+    "num_seeds": 1,
     "teacher.layers": (32,),
     "teacher.epochs": 2,
     "student.layers": (8,),
@@ -30,16 +33,21 @@ def tiny_flags():
     return out
 
 
-@pytest.fixture
-def tiny_config():
+def tiny(name: str = "tiny"):
+    """configs/default.py's base_config() with the TINY overrides."""
     from configs import default
 
-    config = default.get_config()
-    config.name = "tiny"
+    config = default.base_config()
+    config.name = name
     for key, value in TINY.items():
-        section, field = key.split(".")
-        config[section][field] = value
+        section, _, field = key.rpartition(".")
+        (config[section] if section else config)[field] = value
     return config
+
+
+@pytest.fixture
+def tiny_config():
+    return tiny()
 
 
 def needs_shared_data(name):

@@ -77,7 +77,7 @@ def distil(strategy, splits, config):
 
 
 def main(out_path):
-    config = default.get_config()
+    config = default.base_config()
     config.teacher.layers = (32,)
     config.student.layers = (16,)
     splits = config_lib.load_data(

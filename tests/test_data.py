@@ -45,7 +45,7 @@ def idx_folder(tmp_path):
 def config_for(dataset, data_dir=None):
     from configs import default
 
-    config = default.get_config()
+    config = default.base_config()
     config.dataset, config.data_dir = dataset, data_dir and str(data_dir)
     return config
 

@@ -24,7 +24,7 @@ def _config():
     only thing that separates the LiteRT files from the Keras model."""
     from configs import default
 
-    config = default.get_config()
+    config = default.base_config()
     config.name = "export"
     config.teacher.layers = (64,)
     config.teacher.epochs = 15

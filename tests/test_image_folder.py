@@ -137,7 +137,7 @@ def three_class_model(model_config, input_shape, input_scale):
 def test_keras_applications_build_as_teacher_or_student(arch):
     from configs import default
 
-    model_config = default.get_config().teacher
+    model_config = default.base_config().teacher
     model_config.arch = arch
     model = three_class_model(model_config, (32, 32, 3), 255.0)
     assert model.output_shape == (None, 3)
@@ -147,7 +147,7 @@ def test_keras_applications_build_as_teacher_or_student(arch):
 def test_application_weights_must_exist_and_fit_the_arch():
     from configs import default
 
-    model_config = default.get_config().teacher
+    model_config = default.base_config().teacher
     model_config.weights = "/nowhere/weights.h5"
     with pytest.raises(ValueError, match="is for Keras Applications"):
         three_class_model(model_config, (8, 8, 1), 16.0)

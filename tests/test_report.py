@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.conftest import TINY
+from tests import conftest
 from tf_distill import config as config_lib
 from tf_distill import experiment
 
@@ -33,13 +33,7 @@ EVERY_STEPS = 5  # digits: 21 steps per epoch
 
 
 def tiny(name):
-    from configs import default
-
-    config = default.get_config()
-    config.name = name
-    for key, value in TINY.items():
-        section, field = key.split(".")
-        config[section][field] = value
+    config = conftest.tiny(name)
     config.teacher.epochs = 3
     config.student.epochs = 3
     config.num_seeds = 2

@@ -76,6 +76,28 @@ def test_cached_and_online_teacher_train_the_same_student(tiny_config, tmp_path)
         )
 
 
+@pytest.mark.parametrize(
+    "shape, features", [((28, 28, 1), 7 * 7 * 16), ((8, 8, 1), 2 * 2 * 16)]
+)
+def test_the_convnet_convolves_at_full_resolution_and_pools(shape, features):
+    model = models.build(
+        models.ModelSpec("convnet", layers=(8, 16)),
+        input_shape=shape,
+        num_classes=10,
+        input_scale=255.0,
+        name="teacher",
+    )
+    assert model.get_layer("conv_0").output.shape[1:3] == shape[:2]  # stride 1
+    assert model.get_layer("pool_1").output.shape[1:] == (
+        shape[0] // 4,
+        shape[1] // 4,
+        16,
+    )
+    assert int(np.prod(model.get_layer("pool_1").output.shape[1:])) == features
+    logits = model(np.zeros((2, *shape), np.float32))
+    assert logits.shape == (2, 10)
+
+
 def test_bfloat16_teacher_copy_stays_close_and_leaves_the_teacher_alone():
     from tf_distill import config as config_lib
 
@@ -119,7 +141,7 @@ def test_steps_per_execution_changes_speed_not_results(tiny_config, tmp_path):
 def config_for_digits():
     from configs import default
 
-    return default.get_config()
+    return default.base_config()
 
 
 @pytest.mark.slow

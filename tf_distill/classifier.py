@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from typing import NamedTuple
 
 import keras
 import numpy as np
@@ -25,14 +26,15 @@ from absl import logging
 from tf_distill import (
     augment,
     data,
-    export,
     fitting,
     measure,
     metrics_json,
     models,
     outputs,
+    shipping,
     teacher_cache,
 )
+from tf_distill import transfer as transfer_lib
 from tf_distill.distiller import Distiller
 from tf_distill.rundir import ModelKey, RunDir
 
@@ -61,6 +63,11 @@ class Settings:
     fingerprint: str = ""  # of the run's config, stamped on every model's metrics
 
 
+class Steps(NamedTuple):
+    per_epoch: int
+    per_execution: int
+
+
 def _divisor_at_most(n, limit):
     return max(d for d in range(1, min(n, limit) + 1) if n % d == 0)
 
@@ -68,7 +75,18 @@ def _divisor_at_most(n, limit):
 class ClassifierTask:
     """The models of one classification run."""
 
-    def __init__(self, settings: Settings, splits, strategy, run_dir: RunDir, state):
+    def __init__(
+        self,
+        settings: Settings,
+        splits,
+        strategy,
+        run_dir: RunDir,
+        state,
+        *,
+        transfer: str | np.ndarray | None = None,
+    ):
+        """`transfer`: what the distilled student trains on besides the labelled
+        training images (transfer.distillation_set): None, "train" or images."""
         self.settings = settings
         self.splits = splits
         self.strategy = strategy
@@ -77,41 +95,22 @@ class ClassifierTask:
         batch = settings.batch_size
         self.val_ds = data.pipeline(splits.x_val, splits.y_val, batch_size=batch)
         self.test_ds = data.pipeline(splits.x_test, splits.y_test, batch_size=batch)
-        self.steps_per_epoch = math.ceil(len(splits.y_train) / batch)
-        self.steps_per_execution = _divisor_at_most(
-            self.steps_per_epoch, settings.steps_per_execution
-        )
-        if self.steps_per_execution != settings.steps_per_execution:
-            # The training dataset runs on across epochs, and Keras runs whole
-            # executions, so one must not straddle two epochs.
-            logging.warning(
-                "steps_per_execution %d lowered to %d, the largest divisor of the "
-                "%d steps per epoch at most that",
-                settings.steps_per_execution,
-                self.steps_per_execution,
-                self.steps_per_epoch,
+        self.labelled = (splits.x_train, splits.y_train)
+        self.transfer_set = transfer_lib.distillation_set(splits, transfer)
+        if len(self.transfer_set[1]) > len(splits.y_train):
+            logging.info(
+                "The distilled student trains on %d images: %d labelled, %d not",
+                len(self.transfer_set[1]),
+                len(splits.y_train),
+                len(self.transfer_set[1]) - len(splits.y_train),
             )
+        self.shipping = shipping.Shipping(settings, splits, strategy, run_dir, state)
         self.teacher_test = None  # measure.ClassMetrics of the teacher, on test
         self._cache = None  # the teacher's (train, val) logits, and the seconds
 
     def set_teacher(self, teacher: keras.Model) -> None:
         """The teacher the students are compared with (test-split agreement)."""
         self.teacher_test = measure.evaluate(teacher, self.test_ds)
-
-    def reuse(self, key: ModelKey, *, ship: bool, load_model: bool = True):
-        """(model or None, metrics) of a model an interrupted run had trained:
-        exported now if the interruption came before its export finished."""
-        paths = self.run_dir.model(key)
-        metrics = outputs.read_json(paths.metrics)
-        if self.state.finished(key.name):
-            logging.info(
-                "%s was finished before the interruption; reusing it", key.name
-            )
-            model = models.load(paths.keras, self.strategy) if load_model else None
-            return model, metrics
-        logging.info("%s was trained before the interruption; exporting it", key.name)
-        model = models.load(paths.keras, self.strategy)
-        return model, self._ship(key, model, metrics, ship=ship)
 
     def train(self, key: ModelKey, spec: models.ModelSpec, *, seed: int, ship: bool):
         """Trains a model on the labels alone (the teacher, or a student alone).
@@ -120,17 +119,28 @@ class ClassifierTask:
             (the trained model, its metrics).
         """
         if self.state.trained(key.name):
-            return self.reuse(key, ship=ship)
+            return self.shipping.reuse(key, ship=ship)
+        steps = self._steps(len(self.labelled[1]))
         with self.strategy.scope():
             model = self._build(spec, key.role, seed)
             model.compile(
-                optimizer=self._optimizer(spec.epochs),
+                optimizer=self._optimizer(spec.epochs, steps),
                 loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                 metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
-                steps_per_execution=self.steps_per_execution,
+                steps_per_execution=steps.per_execution,
             )
-        result = self._fit(model, key, spec.epochs, seed, self.val_ds)
-        metrics = self._finish(key, model, model, result, ship=ship, seed=seed)
+        result = self._fit(
+            model, key, spec.epochs, seed, self.val_ds, self.labelled, steps
+        )
+        metrics = self._finish(
+            key,
+            model,
+            model,
+            result,
+            ship=ship,
+            seed=seed,
+            examples=len(self.labelled[1]),
+        )
         return model, metrics
 
     def distill(
@@ -152,8 +162,9 @@ class ClassifierTask:
         otherwise it runs in every step. Both give the same loss on the same batch.
         """
         if self.state.trained(key.name):
-            return self.reuse(key, ship=ship, load_model=False)[1]
+            return self.shipping.reuse(key, ship=ship, load_model=False)[1]
         cache, train_logits, val_ds, teacher_seconds = self._teacher_signal(teacher)
+        steps = self._steps(len(self.transfer_set[1]))
         with self.strategy.scope():
             student = self._build(spec, key.role, seed)
             distiller = Distiller(
@@ -163,11 +174,19 @@ class ClassifierTask:
                 method=method,
             )
             distiller.compile(
-                optimizer=self._optimizer(epochs),
-                steps_per_execution=self.steps_per_execution,
+                optimizer=self._optimizer(epochs, steps),
+                steps_per_execution=steps.per_execution,
             )
         result = self._fit(
-            distiller, key, epochs, seed, val_ds, train_logits, distilling=True
+            distiller,
+            key,
+            epochs,
+            seed,
+            val_ds,
+            self.transfer_set,
+            steps,
+            train_logits,
+            distilling=True,
         )
         return self._finish(
             key,
@@ -176,6 +195,7 @@ class ClassifierTask:
             result,
             ship=ship,
             seed=seed,
+            examples=len(self.transfer_set[1]),
             distilling=True,
             teacher_seconds=teacher_seconds,
             extra={**method.describe(), "teacher": "cached" if cache else "per_step"},
@@ -206,7 +226,7 @@ class ClassifierTask:
             s = self.settings
             self._cache = teacher_cache.compute(
                 models.teacher_for_inference(teacher, s.teacher_dtype, self.strategy),
-                (self.splits.x_train, self.splits.x_val),
+                (self.transfer_set[0], self.splits.x_val),
                 batch_size=s.teacher_batch_size,
                 dtype=s.cache_dtype,
             )
@@ -219,19 +239,47 @@ class ClassifierTask:
         keras.utils.set_random_seed(seed)
         return models.build_for(spec, self.splits, name=role)
 
-    def _optimizer(self, epochs):
+    def _steps(self, examples: int) -> Steps:
+        """Steps per epoch over `examples`, and per execution: the training
+        dataset runs on across epochs and Keras runs whole executions, so one must
+        not straddle two epochs (lowered to a divisor, with a warning)."""
+        per_epoch = math.ceil(examples / self.settings.batch_size)
+        asked = self.settings.steps_per_execution
+        per_execution = _divisor_at_most(per_epoch, asked)
+        if per_execution != asked:
+            logging.warning(
+                "steps_per_execution %d lowered to %d, the largest divisor of the "
+                "%d steps per epoch at most that",
+                asked,
+                per_execution,
+                per_epoch,
+            )
+        return Steps(per_epoch, per_execution)
+
+    def _optimizer(self, epochs, steps):
         s = self.settings
         return fitting.cosine_adam(
             learning_rate=s.learning_rate,
-            total_steps=epochs * self.steps_per_epoch,
+            total_steps=epochs * steps.per_epoch,
             final_lr_fraction=s.final_lr_fraction,
             amsgrad=s.amsgrad,
         )
 
     def _fit(
-        self, model, key, epochs, seed, val_ds, teacher_logits=None, distilling=False
+        self,
+        model,
+        key,
+        epochs,
+        seed,
+        val_ds,
+        train,
+        steps,
+        teacher_logits=None,
+        distilling=False,
     ):
+        """Fits `model` on `train` = (images, labels) (fitting.fit)."""
         paths = self.run_dir.model(key)
+        x, y = train
         augmentation = augment.build(
             self.settings.augment,
             input_shape=self.splits.input_shape,
@@ -244,8 +292,8 @@ class ClassifierTask:
             # Epoch e's order depends on (seed, e) alone: the models of one seed
             # see the same batches, and a resumed run continues in that order.
             return data.pipeline(
-                self.splits.x_train,
-                self.splits.y_train,
+                x,
+                y,
                 batch_size=self.settings.batch_size,
                 extra=teacher_logits,
                 shuffle_seed=seed,
@@ -259,7 +307,7 @@ class ClassifierTask:
             make_train_ds=train_ds,
             val_ds=val_ds,
             epochs=epochs,
-            steps_per_epoch=self.steps_per_epoch,
+            steps_per_epoch=steps.per_epoch,
             backup_dir=self.state.model_dir(key.name),
             tensorboard_dir=paths.tensorboard,
             tensorboard_every_steps=self.settings.tensorboard_every_steps,
@@ -279,6 +327,7 @@ class ClassifierTask:
         *,
         ship,
         seed,
+        examples,
         distilling=False,
         teacher_seconds=0.0,
         extra=None,
@@ -308,6 +357,7 @@ class ClassifierTask:
             seed=seed,
             teacher_seconds=teacher_seconds,
             splits=self.splits,
+            train_examples=examples,
             strategy=self.strategy,
             fingerprint=self.settings.fingerprint,
         )
@@ -317,33 +367,4 @@ class ClassifierTask:
         outputs.write_json(paths.metrics, metrics)
         self.state.mark_trained(key.name)
         metrics_json.log(metrics, selection)
-        return self._ship(key, model, metrics, ship=ship)
-
-    def _ship(self, key, model, metrics, *, ship):
-        """Exports a saved model (if `ship`), records the artefacts' sizes in its
-        metrics.json and marks it finished. Returns the metrics."""
-        paths = self.run_dir.model(key)
-        artefact_bytes = {}
-        if ship:
-            logging.info("Exporting %s to %s", key.name, paths.dir)
-            artefact_bytes = export.export_model(
-                model,
-                paths,
-                class_names=self.splits.class_names,
-                representative=calibration_images(self.settings, self.splits.x_train),
-                pixel_max=self.splits.input_scale,
-            )
-        metrics["artefact_bytes"] = artefact_bytes
-        metrics["saved_model_bytes"] = artefact_bytes.get("saved_model")
-        outputs.write_json(paths.metrics, metrics)
-        self.state.mark_finished(key.name)
-        return metrics
-
-
-def calibration_images(settings: Settings, x_train: np.ndarray) -> np.ndarray | None:
-    """The int8 LiteRT calibration images `settings` asks for; None: no LiteRT."""
-    if not settings.export_tflite:
-        return None
-    return export.representative_images(
-        x_train, settings.representative_examples, settings.representative_seed
-    )
+        return self.shipping.ship(key, model, metrics, ship=ship)

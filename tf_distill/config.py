@@ -9,7 +9,15 @@ import json
 
 import ml_collections
 
-from tf_distill import augment, classifier, data, fitting, methods, models
+from tf_distill import (
+    augment,
+    classifier,
+    data,
+    fitting,
+    methods,
+    models,
+    transfer,
+)
 
 # The typed settings, each from its section of the config.
 
@@ -103,5 +111,18 @@ def fingerprint(config: ml_collections.ConfigDict) -> str:
 
 
 def load_data(config: ml_collections.ConfigDict) -> data.Splits:
-    """The data set the config names (data.load with data_spec)."""
-    return data.load(data_spec(config))
+    """The data set the config names (data.load with data_spec), keeping the
+    labels of config.labeled_fraction of its training split (transfer.py)."""
+    splits = data.load(data_spec(config))
+    return transfer.keep_labels(splits, config.labeled_fraction, config.split_seed)
+
+
+def transfer_data(config: ml_collections.ConfigDict, splits: data.Splits):
+    """config.distill.transfer_data for the classifier task: None, "train", or
+    the images of a folder or IDX file (read and checked against `splits`)."""
+    source = config.distill.transfer_data
+    if source is None or source == transfer.TRAIN:
+        return source
+    return transfer.read_images(
+        source, input_shape=splits.input_shape, input_scale=splits.input_scale
+    )

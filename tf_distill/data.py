@@ -56,17 +56,22 @@ class Splits:
     input_scale: float  # the largest raw value: 16 for digits, 255 for images
     class_names: tuple[str, ...]
     source: str  # where the data came from, for logs and metrics.json
+    # Training images whose labels config.labeled_fraction withheld (transfer.py).
+    x_unlabeled: np.ndarray | None = None
 
     @property
     def input_shape(self) -> tuple[int, ...]:
         return tuple(self.x_train.shape[1:])
 
     def sizes(self) -> dict[str, int]:
-        return {
+        sizes = {
             "train": len(self.y_train),
             "validation": len(self.y_val),
             "test": len(self.y_test),
         }
+        if self.x_unlabeled is not None:
+            sizes["train_unlabeled"] = len(self.x_unlabeled)
+        return sizes
 
 
 @dataclasses.dataclass(frozen=True)

@@ -91,7 +91,10 @@ class Distiller(keras.Model):
     def _update_trackers(self, per_example, y, teacher_logits, student_logits):
         for tracker in self.loss_trackers:
             tracker.update_state(per_example[tracker.name])
-        self.accuracy.update_state(y, student_logits)
+        # Unlabelled examples (label -1, tf_distill/transfer.py) have no accuracy.
+        self.accuracy.update_state(
+            tf.maximum(y, 0), student_logits, sample_weight=tf.cast(y >= 0, tf.float32)
+        )
         self.agreement.update_state(top1_agreement(teacher_logits, student_logits))
         return {m.name: m.result() for m in self.metrics}
 

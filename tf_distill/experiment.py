@@ -17,16 +17,16 @@ import os
 import ml_collections
 from absl import logging
 
+from tf_distill import config as config_lib
 from tf_distill import (
-    classifier,
     export,
     outputs,
     report,
     serving,
+    shipping,
     sweep_report,
     validation,
 )
-from tf_distill import config as config_lib
 from tf_distill.rundir import DISTILLED, STUDENT, SWEEP, TEACHER, ModelKey, RunDir
 from tf_distill.session import Session, load_fitting
 
@@ -156,7 +156,7 @@ def export_models(config, run_dir: RunDir) -> dict[str, dict]:
     splits = config_lib.load_data(config)
     loaded = {k: load_fitting(run_dir.model(k).keras, splits) for k in keys}
     _check_trained_on(run_dir, keys, splits)
-    representative = classifier.calibration_images(
+    representative = shipping.calibration_images(
         config_lib.classifier_settings(config), splits.x_train
     )
     results = {}

@@ -77,11 +77,45 @@ def read_split(
     images, labels = [], []
     try:
         for image, label in ds.as_numpy_iterator():
-            images.append(np.clip(np.rint(image), 0, 255).astype(np.uint8))
+            images.append(_as_uint8(image))
             labels.append(label)
     except tf.errors.InvalidArgumentError:
         raise ValueError(_unreadable(ds.file_paths)) from None
     return np.stack(images), np.asarray(labels, dtype=np.int32)
+
+
+def read_unlabeled(folder: str, *, image_size, color_mode: str) -> np.ndarray:
+    """Every image under `folder`, at any depth, without labels: (n, height,
+    width, channels) uint8, in file-name order.
+
+    Raises:
+        ValueError: no image, or one that cannot be decoded (named).
+    """
+    found = any(
+        f.lower().endswith(IMAGE_EXTENSIONS)
+        for _, _, files in os.walk(folder)
+        for f in files
+    )
+    if not found:
+        raise ValueError(f"{folder} holds no images ({', '.join(IMAGE_EXTENSIONS)})")
+    ds = keras.utils.image_dataset_from_directory(
+        folder,
+        labels=None,
+        color_mode=color_mode,
+        image_size=tuple(image_size),
+        batch_size=None,
+        shuffle=False,
+        verbose=False,
+    )
+    try:
+        return np.stack([_as_uint8(image) for image in ds.as_numpy_iterator()])
+    except tf.errors.InvalidArgumentError:
+        raise ValueError(_unreadable(ds.file_paths)) from None
+
+
+def _as_uint8(image) -> np.ndarray:
+    """A resized float image back to the uint8 pixels every split holds."""
+    return np.clip(np.rint(image), 0, 255).astype(np.uint8)
 
 
 def _unreadable(paths) -> str:

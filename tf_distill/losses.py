@@ -41,10 +41,18 @@ def kd_loss(*, teacher_logits, student_logits, temperature: float) -> tf.Tensor:
 
 
 def hard_loss(*, labels, logits) -> tf.Tensor:
-    """Cross-entropy with the true labels: -log softmax(logits)[label], (batch,)."""
-    return tf.nn.sparse_softmax_cross_entropy_with_logits(
-        labels=tf.cast(labels, tf.int32), logits=tf.cast(logits, tf.float32)
+    """Cross-entropy with the true labels: -log softmax(logits)[label], (batch,).
+
+    An unlabelled example (label -1, tf_distill/transfer.py) has 0 hard loss: it
+    learns from the teacher alone, and the caller's average over the global batch
+    stays the same for any number of replicas.
+    """
+    labels = tf.cast(labels, tf.int32)
+    labelled = labels >= 0
+    ce = tf.nn.sparse_softmax_cross_entropy_with_logits(
+        labels=tf.where(labelled, labels, 0), logits=tf.cast(logits, tf.float32)
     )
+    return tf.where(labelled, ce, 0.0)
 
 
 def distillation_loss(

@@ -23,6 +23,7 @@ def describe(
     seed: int,
     teacher_seconds: float,
     splits,
+    train_examples: int,
     strategy,
     fingerprint: str,
 ) -> dict:
@@ -44,7 +45,9 @@ def describe(
         # pass.
         "train_seconds": result.seconds + teacher_seconds,
         "teacher_pass_seconds": teacher_seconds,
-        "examples_per_second": len(splits.y_train) * result.epochs_run / result.seconds,
+        # Training images per epoch: with transfer data, more than the labelled.
+        "train_examples": train_examples,
+        "examples_per_second": train_examples * result.epochs_run / result.seconds,
         "inference_examples_per_second": measure.inference_examples_per_second(
             model, splits.x_test
         ),

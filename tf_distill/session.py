@@ -75,6 +75,7 @@ class Session:
         stack.enter_context(_runtime(config))
         splits = config_lib.load_data(config)
         _check_against_data(config, splits)
+        transfer = config_lib.transfer_data(config, splits)
         logging.info("Config: %s", config.to_json(sort_keys=True))
         logging.info(
             "Data %s: %s, input %s, %d classes. Strategy %s with %d replica(s), "
@@ -106,6 +107,7 @@ class Session:
             strategy,
             self.run_dir,
             self.state,
+            transfer=transfer,
         )
         if self.teacher is not None:
             self.task.set_teacher(self.teacher)

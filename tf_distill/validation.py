@@ -4,10 +4,11 @@ gets one line naming `config.KEY`, the value and what was expected."""
 from __future__ import annotations
 
 import math
+import os
 
 import ml_collections
 
-from tf_distill import augment, methods, models
+from tf_distill import augment, methods, models, transfer
 from tf_distill.distribute import STRATEGIES
 
 MIXED_PRECISION = (None, "mixed_bfloat16", "mixed_float16")
@@ -66,6 +67,11 @@ def _data_and_seeds(c: _Checker, config: ml_collections.ConfigDict) -> None:
         "validation_fraction",
         "expected a fraction strictly between 0 and 1",
     )
+    c.check(
+        _is_number(config.labeled_fraction) and 0.0 < config.labeled_fraction <= 1.0,
+        "labeled_fraction",
+        "expected a fraction in (0, 1]",
+    )
 
 
 def _models(c: _Checker, config: ml_collections.ConfigDict) -> None:
@@ -118,6 +124,24 @@ def _distill(c: _Checker, config: ml_collections.ConfigDict) -> None:
         f"valid: {', '.join(CACHE_DTYPES)}",
     )
     c.positive_int("distill.teacher_batch_size")
+    source = config.distill.transfer_data
+    c.check(
+        source is None or (isinstance(source, str) and source != ""),
+        "distill.transfer_data",
+        f'expected None, "{transfer.TRAIN}", or a folder of images or an IDX file',
+    )
+    c.check(
+        source != transfer.TRAIN or config.labeled_fraction < 1,
+        "distill.transfer_data",
+        f'"{transfer.TRAIN}" adds the training images whose labels '
+        f"config.labeled_fraction withholds, and labeled_fraction="
+        f"{config.labeled_fraction} withholds none",
+    )
+    c.check(
+        source in (None, transfer.TRAIN) or os.path.exists(source),
+        "distill.transfer_data",
+        "no such file or folder",
+    )
     c.check(
         config.distill.teacher_dtype in TEACHER_DTYPES,
         "distill.teacher_dtype",
