@@ -91,9 +91,16 @@ def base_config() -> ml_collections.ConfigDict:
 
     # Distillation: alpha * hard + (1 - alpha) * T^2 * KL(teacher_T || student_T).
     config.distill = ml_collections.ConfigDict()
-    config.distill.method = "kd"
+    config.distill.method = "kd"  # or "dkd" (tf_distill/methods.py)
     config.distill.temperature = 4.0
     config.distill.alpha = 0.1  # weight of the hard (label) loss
+    # method="dkd", Decoupled KD (Zhao et al. 2022): CE + w * T^2 * (alpha TCKD +
+    # beta NCKD), w rising linearly to 1 over warmup_epochs; their CIFAR values.
+    # Uses distill.temperature; distill.alpha (KD's) does not apply.
+    config.distill.dkd = ml_collections.ConfigDict()
+    config.distill.dkd.alpha = 1.0
+    config.distill.dkd.beta = 8.0
+    config.distill.dkd.warmup_epochs = 20
     # Epochs of the distilled student; None: config.student.epochs.
     config.distill.epochs = ml_collections.config_dict.placeholder(int)
     # Early-stopping patience of the distilled student; None: early_stopping's.

@@ -33,6 +33,27 @@ def tiny_flags():
     return out
 
 
+def set_key(config, dotted: str, value) -> None:
+    """config["a"]["b"]["c"] = value for dotted "a.b.c"."""
+    *sections, field = dotted.split(".")
+    node = config
+    for section in sections:
+        node = node[section]
+    node[field] = value
+
+
+def run_mode(config, tmp_path, mode: str = "all"):
+    """Runs `mode` in-process into tmp_path/w (TensorBoard in tmp_path/tb)."""
+    from tf_distill import experiment
+    from tf_distill.rundir import RunDir
+
+    run_dir = RunDir(str(tmp_path / "w"), str(tmp_path / "tb"))
+    experiment.run(
+        config, workdir=run_dir.root, mode=mode, tensorboard_dir=run_dir.tensorboard
+    )
+    return run_dir
+
+
 def tiny(name: str = "tiny"):
     """configs/default.py's base_config() with the TINY overrides."""
     from configs import default
@@ -40,8 +61,7 @@ def tiny(name: str = "tiny"):
     config = default.base_config()
     config.name = name
     for key, value in TINY.items():
-        section, _, field = key.rpartition(".")
-        (config[section] if section else config)[field] = value
+        set_key(config, key, value)
     return config
 
 

@@ -10,11 +10,10 @@ import pytest
 import tensorflow as tf
 
 from configs import default
-from tests.conftest import SHARED_DATA, needs_shared_data
+from tests.conftest import SHARED_DATA, needs_shared_data, run_mode, set_key
 from tf_distill import config as config_lib
-from tf_distill import experiment, losses, outputs, transfer, validation
+from tf_distill import losses, outputs, transfer, validation
 from tf_distill.distiller import Distiller
-from tf_distill.rundir import RunDir
 
 
 def _digits(fraction):
@@ -124,8 +123,7 @@ def test_images_that_cannot_fit_are_refused_naming_the_key(tmp_path):
 )
 def test_bad_values_are_refused_before_any_work(key, value, message):
     config = default.base_config()
-    section, _, field = key.rpartition(".")
-    (config[section] if section else config)[field] = value
+    set_key(config, key, value)
     with pytest.raises(ValueError, match=message):
         validation.validate(config)
 
@@ -133,13 +131,7 @@ def test_bad_values_are_refused_before_any_work(key, value, message):
 def test_a_run_with_few_labels_distils_on_every_image(tiny_config, tmp_path):
     tiny_config.labeled_fraction = 0.2
     tiny_config.distill.transfer_data = "train"
-    run_dir = RunDir(str(tmp_path / "w"), str(tmp_path / "tb"))
-    experiment.run(
-        tiny_config,
-        workdir=run_dir.root,
-        mode="all",
-        tensorboard_dir=run_dir.tensorboard,
-    )
+    run_dir = run_mode(tiny_config, tmp_path)
     read = lambda name: outputs.read_json(  # noqa: E731
         os.path.join(run_dir.root, name, "metrics.json")
     )

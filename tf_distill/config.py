@@ -55,11 +55,21 @@ def method(
     temperature: float | None = None,
     alpha: float | None = None,
 ):
-    """config.distill's method; the sweep passes each cell's temperature and alpha."""
+    """config.distill's method; the sweep passes each cell's temperature and alpha
+    (KD's)."""
     cfg = config.distill
+    temperature = cfg.temperature if temperature is None else temperature
+    if cfg.method == "dkd":
+        return methods.build(
+            "dkd",
+            temperature=temperature,
+            alpha=cfg.dkd.alpha,
+            beta=cfg.dkd.beta,
+            warmup_epochs=cfg.dkd.warmup_epochs,
+        )
     return methods.build(
         cfg.method,
-        temperature=cfg.temperature if temperature is None else temperature,
+        temperature=temperature,
         alpha=cfg.alpha if alpha is None else alpha,
     )
 

@@ -37,7 +37,7 @@ class Distiller(keras.Model):
         *,
         student: keras.Model,
         teacher: keras.Model | None,
-        method: methods.KD | None = None,
+        method=None,
         temperature: float | None = None,
         alpha: float | None = None,
         **kwargs,
@@ -63,6 +63,11 @@ class Distiller(keras.Model):
         # Its only weights are the (built) student's and teacher's; saying so lets
         # BackupAndRestore save and restore it before the first step.
         self.built = True
+
+    def fit(self, *args, callbacks=None, **kwargs):
+        """keras.Model.fit, with the method's own callbacks (e.g. DKD's warm-up)."""
+        extra = getattr(self.method, "callbacks", list)()
+        return super().fit(*args, callbacks=[*(callbacks or []), *extra], **kwargs)
 
     @property
     def metrics(self):

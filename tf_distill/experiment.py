@@ -116,6 +116,12 @@ def sweep(config, run_dir: RunDir) -> dict[str, dict]:
     """Distils over config.sweep's temperature x alpha grid, beside the students
     alone of the same seeds in `sweep/`; the run's own models stay as they were.
     Reuses the run's teacher (or config.teacher_path), training one only if none."""
+    if config.distill.method != "kd":
+        raise ValueError(
+            f"--model=sweep sweeps KD's temperature x alpha; config.distill.method="
+            f"{config.distill.method!r} has other weights: set them with "
+            "--config.distill.* and compare runs, or sweep with method kd"
+        )
     with Session(config, run_dir, "sweep", teacher="optional") as s:
         s.discard("sweep.json", "sweep.md", "sweep.png")
         results = {}

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-METHODS = ("kd",)
-
 
 def kd_loss(*, teacher_logits, student_logits, temperature: float) -> tf.Tensor:
     """Hinton et al. (2015), "Distilling the Knowledge in a Neural Network".
@@ -75,3 +73,41 @@ def distillation_loss(
         "hard_loss": hard,
         "soft_loss": soft,
     }
+
+
+def decoupled_kd(*, labels, teacher_logits, student_logits, temperature: float):
+    """Zhao et al. (2022), "Decoupled Knowledge Distillation": (TCKD, NCKD), each
+    (batch,) float32, before the T^2 and the weights (methods.DKD).
+
+        p = softmax(z / T),  b = [p_target, 1 - p_target]
+        TCKD = KL(b_teacher || b_student)
+        NCKD = KL(softmax(z_teacher / T)[others] || softmax(z_student / T)[others])
+
+    In log space: log(1 - p_target) is the log-sum-exp of the other classes' log
+    probabilities, so nothing is clipped; the target class is masked out of the
+    non-target softmax with -inf-like logits (its probability there is 0).
+    """
+    t = tf.constant(temperature, tf.float32)
+    z_t = tf.cast(teacher_logits, tf.float32) / t
+    z_s = tf.cast(student_logits, tf.float32) / t
+    target = tf.one_hot(tf.cast(labels, tf.int32), tf.shape(z_s)[-1]) > 0
+    masked = tf.constant(-1e9, tf.float32)
+
+    def binary(z):  # (log p_target, log (1 - p_target))
+        log_p = tf.nn.log_softmax(z, axis=-1)
+        on = tf.reduce_sum(tf.where(target, log_p, 0.0), axis=-1)
+        off = tf.reduce_logsumexp(tf.where(target, masked, log_p), axis=-1)
+        return tf.stack([on, off], axis=-1)
+
+    def non_target(z):
+        return tf.nn.log_softmax(tf.where(target, masked, z), axis=-1)
+
+    def kl(log_p, log_q):
+        return tf.reduce_sum(tf.exp(log_p) * (log_p - log_q), axis=-1)
+
+    tckd = kl(binary(z_t), binary(z_s))
+    log_nt_t, log_nt_s = non_target(z_t), non_target(z_s)
+    nckd = tf.reduce_sum(
+        tf.where(target, 0.0, tf.exp(log_nt_t) * (log_nt_t - log_nt_s)), axis=-1
+    )
+    return tckd, nckd

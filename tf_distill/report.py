@@ -30,6 +30,8 @@ PER_RUN = (
     "examples_per_second",
     "inference_examples_per_second",
 )
+# The method's settings (methods.*.describe()) named in the distilled row.
+METHOD_KEYS = ("method", "temperature", "alpha", "beta", "warmup_epochs")
 # The same for every seed: taken from the run of config.seed.
 PER_MODEL = ("params", "saved_model_bytes", "weights", "inference_batch_size")
 
@@ -57,6 +59,12 @@ def write(run_dir: RunDir, results: dict[str, dict], *, title: str) -> dict:
         "distilled_minus_student_accuracy_ci95": gains["ci95"],
         "distilled_minus_student_accuracy_per_seed": gains["values"],
         "verdict": stats.verdict(gains),
+        # How the students were distilled (methods.*.describe()), from the first.
+        "method": {
+            k: runs["distilling"][0][k]
+            for k in METHOD_KEYS
+            if k in runs["distilling"][0]
+        },
     }
     recovered = stats.gap_recovered(
         runs["distilling"], runs["student"], first["test_accuracy"]
@@ -119,6 +127,8 @@ def _markdown(report):
     for name, label in LABELS.items():
         m = report["models"][name]
         size = m["saved_model_bytes"]
+        if name == "distilling" and report.get("method"):
+            label += f" ({_method_text(report['method'])})"
         cells = [
             label,
             *(stats.plus_minus(m, field, fmt) for _, field, fmt in columns),
@@ -147,6 +157,16 @@ def _markdown(report):
         f"(per seed: {per_seed}). {_gap_sentence(report)}\n\n"
         f"**{report['verdict']}**\n"
     )
+
+
+def _method_text(method: dict) -> str:
+    """{"method": "kd", "temperature": 4.0, "alpha": 0.5} -> "kd, T=4, alpha=0.5"."""
+    names = {"temperature": "T"}
+    parts = [method.get("method", "?")]
+    for key in METHOD_KEYS[1:]:
+        if key in method:
+            parts.append(f"{names.get(key, key)}={method[key]:g}")
+    return ", ".join(parts)
 
 
 def _gap_sentence(report):

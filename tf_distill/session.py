@@ -201,6 +201,12 @@ def _check_against_data(config, splits) -> None:
             f"{len(splits.y_train)} training examples: every epoch would be one "
             "short batch"
         )
+    if config.distill.method == "dkd" and splits.num_classes < 3:
+        raise ValueError(
+            f"config.distill.method='dkd' needs at least 3 classes (its non-target "
+            f"term is over the other classes); {splits.source} has "
+            f"{splits.num_classes}"
+        )
     channels = splits.input_shape[-1]
     if config.augment.color_jitter and channels != 3:
         raise ValueError(

@@ -124,7 +124,17 @@ def _distill(c: _Checker, config: ml_collections.ConfigDict) -> None:
         f"valid: {', '.join(CACHE_DTYPES)}",
     )
     c.positive_int("distill.teacher_batch_size")
+    for key in ("distill.dkd.alpha", "distill.dkd.beta"):
+        value = c.get(key)
+        c.check(_is_number(value) and value >= 0, key, "expected a weight >= 0")
+    warmup = config.distill.dkd.warmup_epochs
+    c.check(
+        _is_int(warmup) and warmup >= 0,
+        "distill.dkd.warmup_epochs",
+        "expected a whole number of epochs >= 0",
+    )
     source = config.distill.transfer_data
+
     c.check(
         source is None or (isinstance(source, str) and source != ""),
         "distill.transfer_data",
@@ -204,6 +214,11 @@ def _augment(c: _Checker, config: ml_collections.ConfigDict) -> None:
         _is_number(config.augment.mixup) and config.augment.mixup >= 0,
         "augment.mixup",
         "expected a Beta(a, a) parameter >= 0 (0 turns mixup off)",
+    )
+    c.check(
+        not (config.augment.mixup and config.distill.method == "dkd"),
+        "augment.mixup",
+        "mixed images have no single target class, which dkd needs: use method kd",
     )
     c.check(
         not (config.augment.mixup and config.distill.alpha),

@@ -1,0 +1,175 @@
+"""Distillation methods beyond Hinton's loss (tf_distill/methods.py), each against
+NumPy and its paper's own identities."""
+
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from configs import default
+from tests.conftest import run_mode, set_key
+from tf_distill import experiment, losses, methods, outputs, validation
+from tf_distill.distiller import Distiller
+
+
+def _softmax(z):
+    e = np.exp(z - z.max(-1, keepdims=True))
+    return e / e.sum(-1, keepdims=True)
+
+
+def _np_dkd(labels, z_t, z_s, t):
+    """TCKD and NCKD with plain probabilities, float64 (Zhao et al. 2022, eq. 7)."""
+    p_t, p_s = _softmax(z_t / t), _softmax(z_s / t)
+    rows = np.arange(len(labels))
+    b_t = np.stack([p_t[rows, labels], 1 - p_t[rows, labels]], -1)
+    b_s = np.stack([p_s[rows, labels], 1 - p_s[rows, labels]], -1)
+    tckd = (b_t * np.log(b_t / b_s)).sum(-1)
+    others = np.ones_like(p_t, bool)
+    others[rows, labels] = False
+    nckd = []
+    for r in rows:
+        q_t = p_t[r, others[r]] / p_t[r, others[r]].sum()
+        q_s = p_s[r, others[r]] / p_s[r, others[r]].sum()
+        nckd.append((q_t * np.log(q_t / q_s)).sum())
+    return tckd, np.array(nckd)
+
+
+@pytest.fixture
+def logits():
+    rng = np.random.default_rng(0)
+    z_t = rng.normal(0, 3, (6, 5))
+    z_s = rng.normal(0, 3, (6, 5))
+    labels = np.array([0, 1, 2, 3, 4, 2])
+    return labels, z_t, z_s
+
+
+@pytest.mark.parametrize("temperature", [1.0, 4.0])
+def test_tckd_and_nckd_match_numpy(logits, temperature):
+    labels, z_t, z_s = logits
+    tckd, nckd = losses.decoupled_kd(
+        labels=labels,
+        teacher_logits=z_t.astype(np.float32),
+        student_logits=z_s.astype(np.float32),
+        temperature=temperature,
+    )
+    want_t, want_n = _np_dkd(labels, z_t, z_s, temperature)
+    np.testing.assert_allclose(tckd, want_t, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(nckd, want_n, rtol=1e-4, atol=1e-6)
+
+
+def test_kd_decouples_into_tckd_plus_weighted_nckd(logits):
+    """The paper's eq. (5): KD = TCKD + (1 - p_target_teacher) NCKD."""
+    labels, z_t, z_s = logits
+    z_t, z_s = z_t.astype(np.float32), z_s.astype(np.float32)
+    tckd, nckd = losses.decoupled_kd(
+        labels=labels, teacher_logits=z_t, student_logits=z_s, temperature=2.0
+    )
+    kd = losses.kd_loss(teacher_logits=z_t, student_logits=z_s, temperature=2.0) / 4
+    p_target = _softmax(z_t / 2.0)[np.arange(6), labels]
+    np.testing.assert_allclose(kd, tckd + (1 - p_target) * nckd, rtol=1e-4)
+
+
+def test_dkd_loss_weights_its_terms_and_warms_up(logits):
+    labels, z_t, z_s = logits
+    dkd = methods.DKD(temperature=2.0, alpha=0.5, beta=3.0, warmup_epochs=4)
+    dkd.warmup.assign(dkd.weight_at(1))  # the second epoch: 2 / 4
+    out = dkd(
+        labels=labels,
+        teacher_logits=z_t.astype(np.float32),
+        student_logits=z_s.astype(np.float32),
+    )
+    tckd, nckd = _np_dkd(labels, z_t, z_s, 2.0)
+    ce = -np.log(_softmax(z_s)[np.arange(6), labels])
+    want = ce + 0.5 * 4.0 * (0.5 * tckd + 3.0 * nckd)
+    np.testing.assert_allclose(out["loss"], want, rtol=1e-4)
+    assert list(out) == list(dkd.scalars)
+    assert [dkd.weight_at(e) for e in (0, 3, 10)] == [0.25, 1.0, 1.0]
+    assert methods.DKD(temperature=1.0, warmup_epochs=0).weight_at(0) == 1.0
+
+
+def test_dkd_splits_an_unlabelled_example_at_the_teachers_top_class(logits):
+    labels, z_t, z_s = logits
+    z_t, z_s = z_t.astype(np.float32), z_s.astype(np.float32)
+    dkd = methods.DKD(temperature=2.0)
+    unlabelled = dkd(labels=np.full(6, -1), teacher_logits=z_t, student_logits=z_s)
+    as_top = dkd(labels=z_t.argmax(-1), teacher_logits=z_t, student_logits=z_s)
+    np.testing.assert_allclose(unlabelled["tckd"], as_top["tckd"], rtol=1e-6)
+    np.testing.assert_allclose(unlabelled["nckd"], as_top["nckd"], rtol=1e-6)
+    np.testing.assert_array_equal(unlabelled["hard_loss"], 0.0)
+
+
+def test_dkd_refuses_two_classes_and_bad_weights():
+    dkd = methods.DKD(temperature=4.0)
+    two = tf.zeros((3, 2))
+    with pytest.raises(ValueError, match="at least 3 classes"):
+        dkd(labels=tf.constant([0, 1, 0]), teacher_logits=two, student_logits=two)
+    with pytest.raises(ValueError, match="beta must be >= 0"):
+        methods.DKD(temperature=4.0, beta=-1.0)
+    with pytest.raises(ValueError, match="temperature must be > 0"):
+        methods.DKD(temperature=0.0)
+
+
+def test_the_distiller_runs_dkds_warm_up_epoch_by_epoch():
+    keras.utils.set_random_seed(0)
+    student = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+    dkd = methods.DKD(temperature=2.0, warmup_epochs=4)
+    distiller = Distiller(student=student, teacher=None, method=dkd)
+    distiller.compile(optimizer="sgd")
+    x = np.random.default_rng(1).normal(size=(8, 4)).astype(np.float32)
+    data = (x, np.arange(8) % 3, np.random.default_rng(2).normal(size=(8, 3)))
+    seen = []
+    probe = keras.callbacks.LambdaCallback(
+        on_epoch_end=lambda epoch, logs: seen.append(float(dkd.warmup.numpy()))
+    )
+    history = distiller.fit(
+        tf.data.Dataset.from_tensor_slices(data).batch(4),
+        epochs=3,
+        callbacks=[probe],
+        verbose=0,
+    )
+    assert seen == [0.25, 0.5, 0.75]
+    assert {"tckd", "nckd", "hard_loss"} <= set(history.history)
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"distill.dkd.beta": -1.0}, "config.distill.dkd.beta=-1.0"),
+        ({"distill.dkd.warmup_epochs": -1}, "config.distill.dkd.warmup_epochs=-1"),
+        (
+            {"augment.mixup": 0.2, "distill.alpha": 0.0},
+            "no single target class, which dkd needs",
+        ),
+    ],
+)
+def test_dkd_configs_that_cannot_work_are_refused(overrides, message):
+    config = default.base_config()
+    config.distill.method = "dkd"
+    for key, value in overrides.items():
+        set_key(config, key, value)
+    with pytest.raises(ValueError, match=message):
+        validation.validate(config)
+
+
+def test_a_dkd_run_logs_its_terms_and_the_sweep_refuses_it(tiny_config, tmp_path):
+    tiny_config.distill.method = "dkd"
+    tiny_config.distill.dkd.warmup_epochs = 2
+    run_dir = run_mode(tiny_config, tmp_path)
+    metrics = outputs.read_json(
+        os.path.join(run_dir.root, "distilling", "metrics.json")
+    )
+    assert metrics["method"] == "dkd" and metrics["beta"] == 8.0
+    assert {"tckd", "nckd", "val_tckd", "val_nckd"} <= set(metrics["history"])
+    report = open(os.path.join(run_dir.root, "report.md")).read()
+    assert (
+        "| distilled student (dkd, T=4, alpha=1, beta=8, warmup_epochs=2) |" in report
+    )
+    with pytest.raises(ValueError, match="sweeps KD's temperature x alpha"):
+        experiment.run(
+            tiny_config,
+            workdir=run_dir.root,
+            mode="sweep",
+            tensorboard_dir=run_dir.tensorboard,
+        )
