@@ -51,16 +51,19 @@ RECIPES = {
             (0.0, 4.0, 0.0, 300, 0),
         ),
     },
-    # 54,000 images an epoch (MNIST, Fashion-MNIST): equal 40-epoch schedules,
-    # the last epoch kept; a low and the usual temperature.
+    # 54,000 images an epoch (MNIST, Fashion-MNIST): equal schedules of the
+    # config's student.epochs (None), the last epoch kept; a low and the usual T.
     "large": {
-        "alone": ((40, 0),),
-        "distill": ((0.0, 1.0, 0.1, 40, 0), (0.0, 4.0, 0.1, 40, 0)),
+        "alone": ((None, 0),),
+        "distill": ((0.0, 1.0, 0.1, None, 0), (0.0, 4.0, 0.1, None, 0)),
     },
 }
 
 flags.DEFINE_string("config", "configs/digits_recommended.py", "Config file.")
 flags.DEFINE_string("workdir", "/tmp/recipes", "Where runs and tables go.")
+flags.DEFINE_string(
+    "teacher_dir", None, "A trained teacher's folder to reuse instead of training one."
+)
 flags.DEFINE_enum("recipes", "function_matching", list(RECIPES), "Candidate set.")
 FLAGS = flags.FLAGS
 
@@ -92,6 +95,21 @@ def _row(name, runs, alone, teacher_accuracy, seconds):
     }
 
 
+def _teacher(config, base, tensorboard):
+    """The teacher's metrics: trained in <workdir>/base, or copied from
+    --teacher_dir (a trained teacher's folder, e.g. an earlier run's base/teacher)."""
+    from tf_distill import experiment, outputs
+
+    if FLAGS.teacher_dir:
+        shutil.copytree(
+            FLAGS.teacher_dir, os.path.join(base, "teacher"), dirs_exist_ok=True
+        )
+        return outputs.read_json(os.path.join(base, "teacher", "metrics.json"))
+    return experiment.run(
+        config, workdir=base, mode="teacher", tensorboard_dir=tensorboard
+    )["teacher"]
+
+
 def main(argv):
     del argv
     from tf_distill import experiment, outputs
@@ -101,12 +119,11 @@ def main(argv):
     config.export.tflite = False
     tensorboard = os.path.join(FLAGS.workdir, "tensorboard")
     base = os.path.join(FLAGS.workdir, "base")
-    teacher = experiment.run(
-        config, workdir=base, mode="teacher", tensorboard_dir=tensorboard
-    )["teacher"]
+    teacher = _teacher(config, base, tensorboard)
     candidates = RECIPES[FLAGS.recipes]
     alone_rows, alone_runs = [], []
     for epochs, patience in candidates["alone"]:
+        epochs = epochs or config.student.epochs
         variant = config.copy_and_resolve_references()
         variant.student.epochs, variant.early_stopping.patience = epochs, patience
         start = time.perf_counter()
@@ -135,6 +152,8 @@ def main(argv):
     rows = list(alone_rows)
     for number, recipe in enumerate(candidates["distill"]):
         mixup, temperature, alpha, epochs, patience = recipe
+        epochs = epochs or config.student.epochs
+        recipe = (mixup, temperature, alpha, epochs, patience)
         name = (
             f"mixup {mixup:g}, T={temperature:g}, alpha={alpha:g}, {epochs} epochs"
             + (", early stopping" if patience else ", last epoch")

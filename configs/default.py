@@ -88,6 +88,11 @@ def base_config() -> ml_collections.ConfigDict:
 
     # An existing .keras teacher to distil from (--model=distilling).
     config.teacher_path = ml_collections.config_dict.placeholder(str)
+    # Several .keras teachers distilled as one committee (tf_distill/ensemble.py):
+    # their T-softened probabilities averaged. --model=distilling distils it;
+    # --model=all uses it instead of training a teacher, the report's teacher row
+    # is the ensemble. E.g. --config.teacher_paths='("a.keras", "b.keras")'.
+    config.teacher_paths = ()
 
     # Distillation: alpha * hard + (1 - alpha) * T^2 * KL(teacher_T || student_T).
     config.distill = ml_collections.ConfigDict()

@@ -97,14 +97,24 @@ def student(config, run_dir: RunDir) -> dict[str, dict]:
 def distilling(config, run_dir: RunDir) -> dict[str, dict]:
     """Distils the saved teacher into a fresh student, once per seed."""
     with Session(config, run_dir, "distilling", teacher="required") as s:
-        return s.distil(lambda seed: s.key(DISTILLED, seed), config_lib.method(config))
+        method = config_lib.method(config)
+        results = s.distil(lambda seed: s.key(DISTILLED, seed), method)
+        if config.teacher_paths:
+            s.ensemble_metrics()  # ensemble.json: the committee's own accuracy
+        return results
 
 
 def all_models(config, run_dir: RunDir) -> dict[str, dict]:
-    """Teacher, students alone and distilled students; then the report."""
-    with Session(config, run_dir, "all") as s:
+    """Teacher, students alone and distilled students; then the report. With
+    config.teacher_paths the ensemble is the teacher, and none is trained."""
+    committee = bool(config.teacher_paths)
+    teacher = "required" if committee else "none"
+    with Session(config, run_dir, "all", teacher=teacher) as s:
         s.discard("report.json", "report.md", "accuracy.png")
-        results = {TEACHER: s.train_teacher()[1]}
+        if committee:
+            results = {TEACHER: s.ensemble_metrics()}
+        else:
+            results = {TEACHER: s.train_teacher()[1]}
         results.update(s.train_students(STUDENT, ship=True))
         method = config_lib.method(config)
         results.update(s.distil(lambda seed: s.key(DISTILLED, seed), method))
@@ -116,6 +126,12 @@ def sweep(config, run_dir: RunDir) -> dict[str, dict]:
     """Distils over config.sweep's temperature x alpha grid, beside the students
     alone of the same seeds in `sweep/`; the run's own models stay as they were.
     Reuses the run's teacher (or config.teacher_path), training one only if none."""
+    if config.teacher_paths:
+        raise ValueError(
+            "--model=sweep varies the temperature, and config.teacher_paths' "
+            "ensemble averages its teachers' probabilities at one: distil it with "
+            "--model=distilling at each --config.distill.temperature"
+        )
     if config.distill.method != "kd":
         raise ValueError(
             f"--model=sweep sweeps KD's temperature x alpha; config.distill.method="

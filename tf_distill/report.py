@@ -129,6 +129,10 @@ def _markdown(report):
         size = m["saved_model_bytes"]
         if name == "distilling" and report.get("method"):
             label += f" ({_method_text(report['method'])})"
+        members = m["runs"][0].get("ensemble")
+        if name == "teacher" and members:
+            accuracies = ", ".join(f"{x['test_accuracy']:.4f}" for x in members)
+            label += f" (ensemble of {len(members)}: {accuracies})"
         cells = [
             label,
             *(stats.plus_minus(m, field, fmt) for _, field, fmt in columns),
@@ -192,6 +196,8 @@ def _plot(path, runs, gains, title):
     )
     for (name, label), color in zip(LABELS.items(), ("C0", "C1", "C2"), strict=True):
         for i, run in enumerate(runs[name]):
+            if "history" not in run:
+                continue  # an ensemble of saved teachers: no training curve
             curve = run["history"]["val_accuracy"]
             curves.plot(
                 range(1, len(curve) + 1),

@@ -10,7 +10,15 @@ import keras
 import tensorflow as tf
 from absl import logging
 
-from tf_distill import classifier, distribute, models, outputs, resume
+from tf_distill import (
+    classifier,
+    distribute,
+    ensemble,
+    measure,
+    models,
+    outputs,
+    resume,
+)
 from tf_distill import config as config_lib
 from tf_distill.rundir import TEACHER, ModelKey, RunDir
 
@@ -69,7 +77,7 @@ class Session:
 
     def _setup(self, stack: contextlib.ExitStack) -> None:
         config = self.config
-        teacher_path = self._teacher_path()
+        teacher_paths = self._teacher_paths()
         strategy = distribute.make_strategy(config.strategy)
         distribute.check_batch_size(config.batch_size, strategy)
         stack.enter_context(_runtime(config))
@@ -89,8 +97,12 @@ class Session:
             config.batch_size,
             config.batch_size // strategy.num_replicas_in_sync,
         )
-        if teacher_path:
-            self.teacher = load_fitting(teacher_path, splits, strategy)
+        self.members = [load_fitting(p, splits, strategy) for p in teacher_paths]
+        if len(self.members) == 1:
+            self.teacher = self.members[0]
+        elif self.members:
+            with strategy.scope():
+                self.teacher = ensemble.build(self.members, config.distill.temperature)
         root, tensorboard = stack.enter_context(
             distribute.output_dirs(
                 strategy, self.run_dir.root, self.run_dir.tensorboard
@@ -112,10 +124,19 @@ class Session:
         if self.teacher is not None:
             self.task.set_teacher(self.teacher)
 
+    def _teacher_paths(self) -> list[str]:
+        """The teacher(s) the mode distils from: config.teacher_paths (an
+        ensemble, for every mode that takes a teacher), config.teacher_path, else
+        <workdir>/teacher; none for "none"."""
+        if self._teacher_mode == "none":
+            return []
+        if self.config.teacher_paths:
+            return list(self.config.teacher_paths)
+        path = self._teacher_path()
+        return [path] if path else []
+
     def _teacher_path(self) -> str | None:
         """config.teacher_path, else <workdir>/teacher, as the mode needs it."""
-        if self._teacher_mode == "none":
-            return None
         path = self.config.teacher_path or self.run_dir.model(TEACHER).keras
         if os.path.exists(path):  # a folder too: models.load says what it is
             return path
@@ -138,6 +159,36 @@ class Session:
                     "Removing %s of an earlier run; this run rewrites it", path
                 )
                 os.remove(path)
+
+    def ensemble_metrics(self) -> dict:
+        """The ensemble of config.teacher_paths as the run's teacher: its and each
+        member's test accuracy, written to ensemble.json; the report's teacher
+        row. Its logits are the members' probabilities averaged at T."""
+        task, test = self.task, self.task.teacher_test
+        members = [
+            {"path": path, "test_accuracy": measure.evaluate(m, task.test_ds).accuracy}
+            for path, m in zip(self.config.teacher_paths, self.members, strict=True)
+        ]
+        metrics = {
+            "model": TEACHER,
+            "config_fingerprint": task.settings.fingerprint,
+            "seed": self.config.seed,
+            "ensemble": members,
+            "temperature": float(self.config.distill.temperature),
+            "test_accuracy": test.accuracy,
+            "test_loss": test.loss,
+            "params": self.teacher.count_params(),
+            "saved_model_bytes": None,  # a committee is not shipped
+            "data": {"source": task.splits.source, **task.splits.sizes()},
+        }
+        outputs.write_json(self.run_dir.file("ensemble.json"), metrics)
+        logging.info(
+            "Teacher ensemble of %d: test accuracy %.4f (members %s)",
+            len(members),
+            test.accuracy,
+            ", ".join(f"{m['test_accuracy']:.4f}" for m in members),
+        )
+        return metrics
 
     def key(self, base: str, seed: int) -> ModelKey:
         return ModelKey.of(base, seed, self.config.seed)

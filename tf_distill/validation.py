@@ -45,7 +45,16 @@ def validate(config: ml_collections.ConfigDict) -> None:
         ValueError: naming the key and the bad value.
     """
     c = _Checker(config)
-    for section in (_data_and_seeds, _models, _distill, _training, _augment, _outputs):
+    sections = (
+        _data_and_seeds,
+        _models,
+        _teachers,
+        _distill,
+        _training,
+        _augment,
+        _outputs,
+    )
+    for section in sections:
         section(c, config)
 
 
@@ -99,6 +108,31 @@ def _models(c: _Checker, config: ml_collections.ConfigDict) -> None:
             "expected a tuple of one or more positive whole layer sizes",
         )
         c.check(0.0 <= config[role].dropout < 1.0, f"{role}.dropout", "expected [0, 1)")
+
+
+def _teachers(c: _Checker, config: ml_collections.ConfigDict) -> None:
+    """config.teacher_paths: an ensemble of saved teachers."""
+    paths = config.teacher_paths
+    c.check(
+        isinstance(paths, (tuple, list)) and all(isinstance(p, str) for p in paths),
+        "teacher_paths",
+        "expected a tuple of .keras file paths",
+    )
+    if not paths:
+        return
+    c.check(len(paths) >= 2, "teacher_paths", "an ensemble needs >= 2 teachers")
+    c.check(
+        config.teacher_path is None,
+        "teacher_paths",
+        f"and config.teacher_path={config.teacher_path!r}: give one or the other",
+    )
+    missing = [p for p in paths if not os.path.isfile(p)]
+    c.check(not missing, "teacher_paths", f"no .keras file at {missing[:1]}")
+    c.check(
+        config.distill.teacher_dtype == "float32",
+        "teacher_paths",
+        "an ensemble's caching pass runs in float32: set distill.teacher_dtype float32",
+    )
 
 
 def _distill(c: _Checker, config: ml_collections.ConfigDict) -> None:
