@@ -106,6 +106,10 @@ def base_config() -> ml_collections.ConfigDict:
     config.distill.dkd.alpha = 1.0
     config.distill.dkd.beta = 8.0
     config.distill.dkd.warmup_epochs = 20
+    # Generations of distilled students (Furlanello et al. 2018, born-again
+    # networks): generation g is distilled from generation g - 1 of its seed; 1:
+    # from the teacher alone. Born-again: give the student the teacher's arch.
+    config.distill.generations = 1
     # Epochs of the distilled student; None: config.student.epochs.
     config.distill.epochs = ml_collections.config_dict.placeholder(int)
     # Early-stopping patience of the distilled student; None: early_stopping's.

@@ -173,3 +173,40 @@ def test_a_dkd_run_logs_its_terms_and_the_sweep_refuses_it(tiny_config, tmp_path
             mode="sweep",
             tensorboard_dir=run_dir.tensorboard,
         )
+
+
+def test_generations_chain_each_seed_on_the_previous_generation(tiny_config, tmp_path):
+    """Born-again networks (Furlanello et al. 2018): generation 2 learns from
+    generation 1's student of its seed, not from the teacher."""
+    from tf_distill import config as config_lib
+    from tf_distill import data, measure, models
+
+    tiny_config.distill.generations = 2
+    tiny_config.num_seeds = 2
+    run_dir = run_mode(tiny_config, tmp_path)
+    report = outputs.read_json(run_dir.file("report.json"))
+    assert set(report["models"]) == {
+        "teacher",
+        "student",
+        "distilling",
+        "distilling_gen2",
+    }
+    assert report["models"]["distilling_gen2"]["n"] == 2
+    assert "distilled student, generation 2" in open(run_dir.file("report.md")).read()
+    assert os.path.isdir(os.path.join(run_dir.root, "distilling_gen2", "saved_model"))
+
+    splits = config_lib.load_data(tiny_config)
+    val = data.pipeline(splits.x_val, batch_size=256)
+
+    def logits(name):
+        model = models.load(os.path.join(run_dir.root, name, "model.keras"))
+        return model.predict(val, verbose=0)
+
+    gen2 = logits("distilling_gen2_seed43")
+    history = outputs.read_json(
+        os.path.join(run_dir.root, "distilling_gen2_seed43", "metrics.json")
+    )["history"]
+    with_gen1 = np.mean(measure.top1_agreement(logits("distilling_seed43"), gen2))
+    with_teacher = np.mean(measure.top1_agreement(logits("teacher"), gen2))
+    assert history["val_agreement"][-1] == pytest.approx(with_gen1, abs=1e-6)
+    assert with_gen1 != pytest.approx(with_teacher, abs=1e-6)

@@ -107,6 +107,7 @@ class ClassifierTask:
         self.shipping = shipping.Shipping(settings, splits, strategy, run_dir, state)
         self.teacher_test = None  # measure.ClassMetrics of the teacher, on test
         self._cache = None  # the teacher's (train, val) logits, and the seconds
+        self._cache_teacher = None  # the teacher they are of
 
     def set_teacher(self, teacher: keras.Model) -> None:
         """The teacher the students are compared with (test-split agreement)."""
@@ -221,9 +222,11 @@ class ClassifierTask:
         return True, train_logits, val_ds, seconds
 
     def _cached_logits(self, teacher):
-        """((train, val) teacher logits, seconds), computed once per run."""
-        if self._cache is None:
+        """((train, val) teacher logits, seconds), computed once per teacher (a
+        later generation's teacher is an earlier generation's student)."""
+        if self._cache is None or self._cache_teacher is not teacher:
             s = self.settings
+            self._cache_teacher = teacher
             self._cache = teacher_cache.compute(
                 models.teacher_for_inference(teacher, s.teacher_dtype, self.strategy),
                 (self.transfer_set[0], self.splits.x_val),

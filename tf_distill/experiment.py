@@ -99,6 +99,7 @@ def distilling(config, run_dir: RunDir) -> dict[str, dict]:
     with Session(config, run_dir, "distilling", teacher="required") as s:
         method = config_lib.method(config)
         results = s.distil(lambda seed: s.key(DISTILLED, seed), method)
+        results.update(s.distil_generations(method))
         if config.teacher_paths:
             s.ensemble_metrics()  # ensemble.json: the committee's own accuracy
         return results
@@ -118,6 +119,7 @@ def all_models(config, run_dir: RunDir) -> dict[str, dict]:
         results.update(s.train_students(STUDENT, ship=True))
         method = config_lib.method(config)
         results.update(s.distil(lambda seed: s.key(DISTILLED, seed), method))
+        results.update(s.distil_generations(method))
         report.write(run_dir, results, title=config.name)
         return results
 

@@ -10,7 +10,13 @@ from __future__ import annotations
 import numpy as np
 
 from tf_distill import outputs, plots, stats
-from tf_distill.rundir import RunDir, runs_of
+from tf_distill.rundir import (
+    ModelKey,
+    RunDir,
+    generation_base,
+    generation_of,
+    runs_of,
+)
 
 LABELS = {
     "teacher": "teacher",
@@ -45,8 +51,9 @@ def write(run_dir: RunDir, results: dict[str, dict], *, title: str) -> dict:
         title: the config's name, heading the report.
     """
     _check_one_config(results)
-    runs = {base: runs_of(results, base) for base in LABELS}
-    models = {base: _summary(runs[base]) for base in LABELS}
+    labels = _labels(results)
+    runs = {base: runs_of(results, base) for base in labels}
+    models = {base: _summary(runs[base]) for base in labels}
     gains = stats.paired_differences(runs["distilling"], runs["student"])
     first = runs["teacher"][0]
     report = {
@@ -74,10 +81,31 @@ def write(run_dir: RunDir, results: dict[str, dict], *, title: str) -> dict:
     report["gap_recovered_per_seed"] = (
         None if recovered is None else recovered["values"]
     )
+    # Later generations (config.distill.generations), each against the alone.
+    report["generations"] = {
+        base: stats.paired_differences(runs[base], runs["student"])
+        for base in labels
+        if base not in LABELS
+    }
     outputs.write_json(run_dir.file("report.json"), report)
     outputs.write_text(run_dir.file("report.md"), _markdown(report))
     _plot(run_dir.file("accuracy.png"), runs, gains, title)
     return report
+
+
+def _labels(results) -> dict[str, str]:
+    """LABELS, then a row per later generation of distilled students."""
+    generations = sorted(
+        {
+            generation_of(ModelKey.parse(name).base)
+            for name in results
+            if (generation_of(ModelKey.parse(name).base) or 1) > 1
+        }
+    )
+    extra = {
+        generation_base(g): f"distilled student, generation {g}" for g in generations
+    }
+    return {**LABELS, **extra}
 
 
 def _check_one_config(results):
@@ -124,8 +152,12 @@ def _markdown(report):
     )
     header = ["model", *(c[0] for c in columns), "params", "SavedModel KiB"]
     rows = ["| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
-    for name, label in LABELS.items():
-        m = report["models"][name]
+    for name in report["models"]:
+        m, label = report["models"][name], LABELS.get(name)
+        if label is None:
+            gain = report["generations"][name]
+            label = f"distilled student, generation {generation_of(name)}"
+            label += f" ({100 * gain['mean']:+.2f} points over alone)"
         size = m["saved_model_bytes"]
         if name == "distilling" and report.get("method"):
             label += f" ({_method_text(report['method'])})"

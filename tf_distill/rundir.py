@@ -13,9 +13,10 @@
     <tensorboard>/<model>/{train,validation}  ModelPaths.tensorboard
 
 A model's folder name is its `ModelKey`: `teacher`, `student` (alone) or
-`distilling` (the distilled student) for the run's first seed, `<base>_seed<S>` for
-the others, and `sweep/T<T>_alpha<A>[_seed<S>]` and `sweep/student[_seed<S>]` for the
-sweep's cells. Nothing else in the package builds or parses these names.
+`distilling` (the distilled student) for the run's first seed, `distilling_gen<G>`
+for later generations (config.distill.generations), `<base>_seed<S>` for the
+other seeds, and `sweep/T<T>_alpha<A>[_seed<S>]` and `sweep/student[_seed<S>]` for
+the sweep's cells. Nothing else in the package builds or parses these names.
 """
 
 from __future__ import annotations
@@ -28,6 +29,21 @@ TEACHER, STUDENT, DISTILLED = "teacher", "student", "distilling"
 SHIPPED = (TEACHER, STUDENT, DISTILLED)  # the models that get exports
 SWEEP = "sweep"
 _SEED = re.compile(r"^(?P<base>.+)_seed(?P<seed>-?\d+)$")
+_GENERATION = re.compile(rf"^{DISTILLED}_gen(?P<generation>\d+)$")
+
+
+def generation_base(generation: int) -> str:
+    """The base name of a distilled student's generation (config.distill
+    .generations): "distilling" for the first, "distilling_gen<G>" after."""
+    return DISTILLED if generation == 1 else f"{DISTILLED}_gen{generation}"
+
+
+def generation_of(base: str) -> int | None:
+    """The generation a base name holds (1 for "distilling"), None if none."""
+    if base == DISTILLED:
+        return 1
+    match = _GENERATION.match(base)
+    return int(match["generation"]) if match else None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -20,7 +20,7 @@ from tf_distill import (
     resume,
 )
 from tf_distill import config as config_lib
-from tf_distill.rundir import TEACHER, ModelKey, RunDir
+from tf_distill.rundir import TEACHER, ModelKey, RunDir, generation_base
 
 
 def load_fitting(path: str, splits, strategy=None) -> keras.Model:
@@ -232,6 +232,31 @@ class Session:
                 seed=seed,
                 ship=ship and key.is_first_seed,
             )
+        return results
+
+    def distil_generations(self, method) -> dict[str, dict]:
+        """Generations 2..config.distill.generations (Furlanello et al. 2018,
+        born-again networks): each seed's student of generation g is distilled
+        from that seed's student of generation g - 1; the last generation's first
+        seed is exported."""
+        last = self.config.distill.generations
+        results = {}
+        for generation in range(2, last + 1):
+            for seed in self.seeds:
+                previous = self.key(generation_base(generation - 1), seed)
+                teacher = models.load(
+                    self.run_dir.model(previous).keras, self.task.strategy
+                )
+                key = self.key(generation_base(generation), seed)
+                results[key.name] = self.task.distill(
+                    key,
+                    teacher,
+                    method,
+                    spec=config_lib.model_spec(self.config.student),
+                    epochs=config_lib.distill_epochs(self.config),
+                    seed=seed,
+                    ship=generation == last and key.is_first_seed,
+                )
         return results
 
 

@@ -158,6 +158,7 @@ def _distill(c: _Checker, config: ml_collections.ConfigDict) -> None:
         f"valid: {', '.join(CACHE_DTYPES)}",
     )
     c.positive_int("distill.teacher_batch_size")
+    c.positive_int("distill.generations")
     for key in ("distill.dkd.alpha", "distill.dkd.beta"):
         value = c.get(key)
         c.check(_is_number(value) and value >= 0, key, "expected a weight >= 0")
