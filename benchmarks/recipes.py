@@ -79,22 +79,6 @@ def _recipe_config(config, recipe):
     return config
 
 
-def _row(name, runs, alone, teacher_accuracy, seconds):
-    from tf_distill import stats
-
-    gains = stats.paired_differences(runs, alone)
-    recovered = stats.gap_recovered(runs, alone, teacher_accuracy)
-    return {
-        "recipe": name,
-        "validation_accuracy": sum(r["validation_accuracy"] for r in runs) / len(runs),
-        "test_accuracy": sum(r["test_accuracy"] for r in runs) / len(runs),
-        "gain": gains["mean"],
-        "gain_ci95": gains["ci95"],
-        "gap_recovered": None if recovered is None else recovered["mean"],
-        "seconds": seconds,
-    }
-
-
 def _teacher(config, base, tensorboard):
     """The teacher's metrics: trained in <workdir>/base, or copied from
     --teacher_dir (a trained teacher's folder, e.g. an earlier run's base/teacher)."""
@@ -139,7 +123,7 @@ def main(argv):
         kept = "early stopping" if patience else "last epoch"
         name = f"student alone, {epochs} epochs, {kept}"
         alone_rows.append(
-            _row(
+            common.paired_row(
                 name, runs, runs, teacher["test_accuracy"], time.perf_counter() - start
             )
         )
@@ -173,7 +157,7 @@ def main(argv):
             tensorboard_dir=tensorboard,
         )
         rows.append(
-            _row(
+            common.paired_row(
                 name,
                 runs_of(distilled, "distilling"),
                 alone,
@@ -200,13 +184,9 @@ def _markdown(title, teacher, rows, chosen, seeds):
         "|---|---|---|---|---|---|",
     ]
     for r in rows:
-        baseline = r["recipe"].startswith("student alone")
-        ci = r["gain_ci95"]
-        gain = "-" if baseline else f"{100 * r['gain']:+.2f}"
-        if ci is not None and not baseline:
-            gain += f" [{100 * ci[0]:+.2f}, {100 * ci[1]:+.2f}]"
-        recovered = r["gap_recovered"]
-        share = "-" if recovered is None or baseline else f"{100 * recovered:.0f}%"
+        gain, share = common.gain_cells(
+            r, baseline=r["recipe"].startswith("student alone")
+        )
         mark = " (chosen on validation)" if r is chosen else ""
         lines.append(
             f"| {r['recipe']}{mark} | {r['validation_accuracy']:.4f} | "
