@@ -1,5 +1,5 @@
 """Distillation methods side by side on one config: KD, DKD, a teacher ensemble,
-a second generation.
+a second generation, a FitNets hint.
 
     python benchmarks/methods.py --config=configs/default.py --workdir=/tmp/methods
 
@@ -7,7 +7,8 @@ Trains the config's teacher (and, for the ensemble, two more with other seeds),
 the student alone over `config.num_seeds` seeds, then distils with each method
 from the same initial weights and batches as the students alone. Every method
 keeps the config's schedule, temperature and hard-label weight where it has one
-(DKD: the paper's alpha=1, beta=8, warm-up 20 epochs). Prints one table (test
+(DKD: the paper's alpha=1, beta=8, warm-up 20 epochs; the hint: --hint_layers,
+weight 1). `--methods=kd,hint` runs some rows only. Prints one table (test
 accuracy, the paired gain over the student alone with its 95% CI, the share of
 the teacher's lead recovered, wall time) and writes <workdir>/methods.json and
 methods.md. Test accuracy only reports: nothing here is chosen on it.
@@ -24,6 +25,14 @@ from absl import app, flags
 
 flags.DEFINE_string("config", "configs/default.py", "Config file.")
 flags.DEFINE_string("workdir", "/tmp/methods", "Where runs and tables go.")
+flags.DEFINE_list(
+    "methods", ["kd", "dkd", "ensemble", "generation2", "hint"], "Rows to run."
+)
+flags.DEFINE_string(
+    "hint_layers",
+    "dense_1:dense_0",
+    "teacher_layer:student_layer of the hint (the default's MLPs).",
+)
 FLAGS = flags.FLAGS
 
 ENSEMBLE_SEEDS = (1000, 2000)  # the two extra teachers' seeds
@@ -58,7 +67,21 @@ def _methods(config, teachers):
         variant(**{"distill.generations": 2}),
         "distilling_gen2",
     )
-    return (kd, dkd, ensemble, second)
+    teacher_layer, student_layer = FLAGS.hint_layers.split(":")
+    hint = (
+        f"hint (teacher {teacher_layer} -> student {student_layer}, weight 1) + kd",
+        variant(
+            **{
+                "distill.method": "hint",
+                "distill.hint.teacher_layer": teacher_layer,
+                "distill.hint.student_layer": student_layer,
+            }
+        ),
+        "distilling",
+    )
+    every = {"kd": kd, "dkd": dkd, "ensemble": ensemble, "generation2": second}
+    every["hint"] = hint
+    return [every[name] for name in FLAGS.methods]
 
 
 def _set(config, dotted, value):

@@ -96,7 +96,7 @@ def base_config() -> ml_collections.ConfigDict:
 
     # Distillation: alpha * hard + (1 - alpha) * T^2 * KL(teacher_T || student_T).
     config.distill = ml_collections.ConfigDict()
-    config.distill.method = "kd"  # or "dkd" (tf_distill/methods.py)
+    config.distill.method = "kd"  # or "dkd", "hint" (tf_distill/methods.py)
     config.distill.temperature = 4.0
     config.distill.alpha = 0.1  # weight of the hard (label) loss
     # method="dkd", Decoupled KD (Zhao et al. 2022): CE + w * T^2 * (alpha TCKD +
@@ -106,6 +106,14 @@ def base_config() -> ml_collections.ConfigDict:
     config.distill.dkd.alpha = 1.0
     config.distill.dkd.beta = 8.0
     config.distill.dkd.warmup_epochs = 20
+    # method="hint", FitNets (Romero et al. 2015): KD (temperature, alpha above)
+    # plus weight * mean squared error between the teacher's layer and the
+    # student's layer through a learned regressor (not exported). Layer names as
+    # in the models, e.g. "dense_0" (mlp), "conv_1" / "pool_1" (cnn, convnet).
+    config.distill.hint = ml_collections.ConfigDict()
+    config.distill.hint.teacher_layer = ml_collections.config_dict.placeholder(str)
+    config.distill.hint.student_layer = ml_collections.config_dict.placeholder(str)
+    config.distill.hint.weight = 1.0
     # Generations of distilled students (Furlanello et al. 2018, born-again
     # networks): generation g is distilled from generation g - 1 of its seed; 1:
     # from the teacher alone. Born-again: give the student the teacher's arch.

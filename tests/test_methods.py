@@ -210,3 +210,98 @@ def test_generations_chain_each_seed_on_the_previous_generation(tiny_config, tmp
     with_teacher = np.mean(measure.top1_agreement(logits("teacher"), gen2))
     assert history["val_agreement"][-1] == pytest.approx(with_gen1, abs=1e-6)
     assert with_gen1 != pytest.approx(with_teacher, abs=1e-6)
+
+
+def _mlp(units, name):
+    from tf_distill import models
+
+    return models.build(
+        models.ModelSpec("mlp", layers=units),
+        input_shape=(4,),
+        num_classes=3,
+        input_scale=1.0,
+        name=name,
+    )
+
+
+def test_the_hint_regresses_student_features_onto_the_teachers():
+    keras.utils.set_random_seed(0)
+    student, teacher = _mlp((2,), "student"), _mlp((5,), "teacher")
+    hint = methods.Hint(
+        temperature=2.0,
+        alpha=0.5,
+        teacher_layer="dense_0",
+        student_layer="dense_0",
+        weight=3.0,
+    )
+    features = hint.feature_models(student=student, teacher=teacher)
+    assert isinstance(hint.regressor, keras.layers.Dense)
+    x = np.random.default_rng(0).normal(size=(6, 4)).astype(np.float32)
+    labels = np.array([0, 1, 2, 0, 1, 2])
+    s_feat, s_logits = (v.numpy() for v in features.student(x))
+    t_feat, t_logits = (v.numpy() for v in features.teacher(x))
+    out = hint(
+        labels=labels,
+        teacher_logits=t_logits,
+        student_logits=s_logits,
+        teacher_features=t_feat,
+        student_features=s_feat,
+    )
+    kernel, bias = hint.regressor.get_weights()
+    want_hint = ((s_feat @ kernel + bias - t_feat) ** 2).mean(-1)
+    np.testing.assert_allclose(out["hint_loss"], want_hint, rtol=1e-5)
+    kd = methods.KD(temperature=2.0, alpha=0.5)(
+        labels=labels, teacher_logits=t_logits, student_logits=s_logits
+    )
+    np.testing.assert_allclose(out["loss"], kd["loss"] + 3.0 * want_hint, rtol=1e-5)
+
+
+def test_the_hint_regressor_fits_the_shapes_or_says_why_not():
+    from tf_distill.methods import _regressor
+
+    assert _regressor((7, 7, 16), (7, 7, 16)) is None
+    conv = _regressor((7, 7, 8), (7, 7, 32))
+    assert isinstance(conv, keras.layers.Conv2D) and conv.kernel.shape == (1, 1, 8, 32)
+    with pytest.raises(ValueError, match=r"\(14, 14\) \(student\) and \(7, 7\)"):
+        _regressor((14, 14, 8), (7, 7, 32))
+    with pytest.raises(ValueError, match="not both feature maps or both vectors"):
+        _regressor((16,), (7, 7, 32))
+
+
+def test_a_hint_run_trains_a_regressor_the_exported_student_lacks(
+    tiny_config, tmp_path
+):
+    import tensorflow as tf
+
+    tiny_config.distill.method = "hint"
+    tiny_config.distill.hint.teacher_layer = "dense_0"  # 32 units (TINY)
+    tiny_config.distill.hint.student_layer = "dense_0"  # 8 units
+    run_dir = run_mode(tiny_config, tmp_path)
+    metrics = outputs.read_json(
+        os.path.join(run_dir.root, "distilling", "metrics.json")
+    )
+    assert metrics["teacher"] == "per_step" and metrics["method"] == "hint"
+    curve = metrics["history"]["hint_loss"]
+    assert curve[-1] < curve[0]  # the regressor and the student learn the hint
+    # The SavedModel's checkpoint holds the student's 8 + 10 unit layers alone:
+    # (64 x 8 + 8) + (8 x 10 + 10) = 610 values, no 8 -> 32 regressor.
+    saved = os.path.join(run_dir.root, "distilling", "saved_model")
+    stored = tf.train.load_checkpoint(os.path.join(saved, "variables", "variables"))
+    shapes = [
+        shape
+        for name, shape in stored.get_variable_to_shape_map().items()
+        if name != "_CHECKPOINTABLE_OBJECT_GRAPH"
+    ]
+    assert sum(int(np.prod(shape)) for shape in shapes) == metrics["params"] == 610
+    assert [8, 32] not in shapes
+
+
+def test_a_hint_layer_that_does_not_exist_is_refused_before_any_work(
+    tiny_config, tmp_path
+):
+    tiny_config.distill.method = "hint"
+    tiny_config.distill.hint.teacher_layer = "dense_0"
+    tiny_config.distill.hint.student_layer = "conv_0"
+    with pytest.raises(ValueError, match="the student has no layer 'conv_0'"):
+        run_mode(tiny_config, tmp_path)
+    assert not (tmp_path / "w").exists()

@@ -164,7 +164,9 @@ class ClassifierTask:
         """
         if self.state.trained(key.name):
             return self.shipping.reuse(key, ship=ship, load_model=False)[1]
-        cache, train_logits, val_ds, teacher_seconds = self._teacher_signal(teacher)
+        cache, train_logits, val_ds, teacher_seconds = self._teacher_signal(
+            teacher, features=getattr(method, "needs", "logits") == "features"
+        )
         steps = self._steps(len(self.transfer_set[1]))
         with self.strategy.scope():
             student = self._build(spec, key.role, seed)
@@ -202,17 +204,19 @@ class ClassifierTask:
             extra={**method.describe(), "teacher": "cached" if cache else "per_step"},
         )
 
-    def _teacher_signal(self, teacher):
+    def _teacher_signal(self, teacher, features: bool = False):
         """(cached?, training logits or None, validation batches, seconds of the
         teacher's pass): its logits once per run, unless the distilled student's
         images are augmented (they change every epoch; the teacher sees the
         student's in each step)."""
         augmented = self.settings.augment.enabled_for(distilling=True)
-        if not self.settings.cache_teacher_logits or augmented:
-            logging.info(
-                "The teacher runs in every training step (not cached%s).",
-                ": the training images are augmented" if augmented else "",
-            )
+        if not self.settings.cache_teacher_logits or augmented or features:
+            why = ""
+            if augmented:
+                why = ": the training images are augmented"
+            elif features:
+                why = ": the method reads the teacher's features"
+            logging.info("The teacher runs in every training step (not cached%s).", why)
             return False, None, self.val_ds, 0.0
         (train_logits, val_logits), seconds = self._cached_logits(teacher)
         # The validation loss compares with the teacher's logits too.

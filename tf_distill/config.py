@@ -67,11 +67,17 @@ def method(
             beta=cfg.dkd.beta,
             warmup_epochs=cfg.dkd.warmup_epochs,
         )
-    return methods.build(
-        cfg.method,
-        temperature=temperature,
-        alpha=cfg.alpha if alpha is None else alpha,
-    )
+    alpha = cfg.alpha if alpha is None else alpha
+    if cfg.method == "hint":
+        return methods.build(
+            "hint",
+            temperature=temperature,
+            alpha=alpha,
+            teacher_layer=cfg.hint.teacher_layer,
+            student_layer=cfg.hint.student_layer,
+            weight=cfg.hint.weight,
+        )
+    return methods.build(cfg.method, temperature=temperature, alpha=alpha)
 
 
 def classifier_settings(config: ml_collections.ConfigDict) -> classifier.Settings:

@@ -54,6 +54,16 @@ class Distiller(keras.Model):
         self.teacher = teacher
         if teacher is not None:
             teacher.trainable = False
+        # A feature method (methods.Hint) reads named layers of both networks.
+        self.features = None
+        if getattr(method, "needs", "logits") == "features":
+            if teacher is None:
+                raise ValueError(
+                    f"method {method.name!r} reads the teacher's features: it needs "
+                    "the teacher itself, not cached logits"
+                )
+            self.features = method.feature_models(student=student, teacher=teacher)
+            self.regressor = method.regressor  # tracked: saved in the backups
         # Tracker names are the keys of the logged history ("val_" + name too).
         self.loss_trackers = [keras.metrics.Mean(name=n) for n in method.scalars]
         self.accuracy = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
@@ -88,9 +98,32 @@ class Distiller(keras.Model):
             )
         return x, y, self.teacher(x, training=False)
 
-    def _per_example_losses(self, y, teacher_logits, student_logits):
+    def _teacher_side(self, data):
+        """(x, y, teacher logits, teacher features or None), outside the tape."""
+        if self.features is None:
+            return (*self._teacher_logits(data), None)
+        x, y = data[0], data[1]
+        teacher_features, teacher_logits = self.features.teacher(x, training=False)
+        return x, y, teacher_logits, teacher_features
+
+    def _student_side(self, x, training):
+        """(student logits, student features or None)."""
+        if self.features is None:
+            return self.student(x, training=training), None
+        student_features, logits = self.features.student(x, training=training)
+        return logits, student_features
+
+    def _per_example_losses(
+        self, y, teacher_logits, student_logits, t_features=None, s_features=None
+    ):
+        extra = {}
+        if self.features is not None:
+            extra = {"teacher_features": t_features, "student_features": s_features}
         return self.method(
-            labels=y, teacher_logits=teacher_logits, student_logits=student_logits
+            labels=y,
+            teacher_logits=teacher_logits,
+            student_logits=student_logits,
+            **extra,
         )
 
     def _update_trackers(self, per_example, y, teacher_logits, student_logits):
@@ -104,25 +137,34 @@ class Distiller(keras.Model):
         return {m.name: m.result() for m in self.metrics}
 
     def train_step(self, data):
-        x, y, teacher_logits = self._teacher_logits(data)
+        x, y, teacher_logits, t_features = self._teacher_side(data)
         with tf.GradientTape() as tape:
-            student_logits = self.student(x, training=True)
-            per_example = self._per_example_losses(y, teacher_logits, student_logits)
+            student_logits, s_features = self._student_side(x, training=True)
+            per_example = self._per_example_losses(
+                y, teacher_logits, student_logits, t_features, s_features
+            )
             loss = tf.nn.compute_average_loss(
                 per_example["loss"], global_batch_size=_global_batch_size(y)
             )
             if self.student.losses:  # weight regularisers, once per global batch
                 loss += tf.nn.scale_regularization_loss(tf.add_n(self.student.losses))
             scaled_loss = self.optimizer.scale_loss(loss)  # mixed_float16 scaling
-        variables = self.student.trainable_variables
+        # A feature method's own layers (a hint's regressor) train too; they
+        # live here, not in the student, so the exported student holds none.
+        variables = [
+            *self.student.trainable_variables,
+            *getattr(self.method, "trainable_variables", []),
+        ]
         gradients = tape.gradient(scaled_loss, variables)
         self.optimizer.apply_gradients(zip(gradients, variables, strict=True))
         return self._update_trackers(per_example, y, teacher_logits, student_logits)
 
     def test_step(self, data):
-        x, y, teacher_logits = self._teacher_logits(data)
-        student_logits = self.student(x, training=False)
-        per_example = self._per_example_losses(y, teacher_logits, student_logits)
+        x, y, teacher_logits, t_features = self._teacher_side(data)
+        student_logits, s_features = self._student_side(x, training=False)
+        per_example = self._per_example_losses(
+            y, teacher_logits, student_logits, t_features, s_features
+        )
         return self._update_trackers(per_example, y, teacher_logits, student_logits)
 
 

@@ -103,6 +103,8 @@ class Session:
         elif self.members:
             with strategy.scope():
                 self.teacher = ensemble.build(self.members, config.distill.temperature)
+        if config.distill.method == "hint":
+            _check_hint_layers(config, splits, self.teacher)
         root, tensorboard = stack.enter_context(
             distribute.output_dirs(
                 strategy, self.run_dir.root, self.run_dir.tensorboard
@@ -289,6 +291,19 @@ def _check_against_data(config, splits) -> None:
             f"config.augment.color_jitter={config.augment.color_jitter} needs RGB "
             f"images; these have {channels} channel(s)"
         )
+
+
+def _check_hint_layers(config, splits, teacher) -> None:
+    """The hint's layers exist and their shapes can be regressed, before any
+    training: on the teacher to distil from, or one built from config.teacher."""
+    student = models.build_for(config_lib.model_spec(config.student), splits, name="s")
+    if teacher is None:
+        spec = config_lib.model_spec(config.teacher)
+        teacher = models.build_for(spec, splits, name="teacher")
+    try:
+        config_lib.method(config).feature_models(student=student, teacher=teacher)
+    except ValueError as e:
+        raise ValueError(f"config.distill.hint: {e}") from None
 
 
 @contextlib.contextmanager

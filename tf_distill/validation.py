@@ -159,6 +159,13 @@ def _distill(c: _Checker, config: ml_collections.ConfigDict) -> None:
     )
     c.positive_int("distill.teacher_batch_size")
     c.positive_int("distill.generations")
+    if config.distill.method == "hint":
+        for key in ("distill.hint.teacher_layer", "distill.hint.student_layer"):
+            c.check(bool(c.get(key)), key, "method hint needs a layer name")
+        weight = config.distill.hint.weight
+        c.check(
+            _is_number(weight) and weight >= 0, "distill.hint.weight", "expected >= 0"
+        )
     for key in ("distill.dkd.alpha", "distill.dkd.beta"):
         value = c.get(key)
         c.check(_is_number(value) and value >= 0, key, "expected a weight >= 0")
