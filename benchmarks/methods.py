@@ -29,6 +29,9 @@ flags.DEFINE_list(
     "methods", ["kd", "dkd", "ensemble", "generation2", "hint"], "Rows to run."
 )
 flags.DEFINE_string(
+    "teacher_dir", None, "A trained teacher's folder to reuse for config.seed's."
+)
+flags.DEFINE_string(
     "hint_layers",
     "dense_1:dense_0",
     "teacher_layer:student_layer of the hint (the default's MLPs).",
@@ -101,13 +104,20 @@ def main(argv):
     config.export.tflite = False
     tensorboard = os.path.join(FLAGS.workdir, "tensorboard")
     teachers, teacher = [], None
-    for seed in (config.seed, *ENSEMBLE_SEEDS):
-        variant = config.copy_and_resolve_references()
-        variant.seed = seed
+    seeds = (config.seed, *ENSEMBLE_SEEDS) if "ensemble" in FLAGS.methods else ()
+    for seed in seeds or (config.seed,):
         base = os.path.join(FLAGS.workdir, f"teacher_{seed}")
-        metrics = experiment.run(
-            variant, workdir=base, mode="teacher", tensorboard_dir=tensorboard
-        )["teacher"]
+        if FLAGS.teacher_dir and seed == config.seed:  # reuse a trained teacher
+            shutil.copytree(
+                FLAGS.teacher_dir, os.path.join(base, "teacher"), dirs_exist_ok=True
+            )
+            metrics = outputs.read_json(os.path.join(base, "teacher", "metrics.json"))
+        else:
+            variant = config.copy_and_resolve_references()
+            variant.seed = seed
+            metrics = experiment.run(
+                variant, workdir=base, mode="teacher", tensorboard_dir=tensorboard
+            )["teacher"]
         teacher = teacher or metrics
         teachers.append(os.path.join(base, "teacher", "model.keras"))
     start = time.perf_counter()
