@@ -257,7 +257,7 @@ def test_the_hint_regresses_student_features_onto_the_teachers():
 
 
 def test_the_hint_regressor_fits_the_shapes_or_says_why_not():
-    from tf_distill.methods import _regressor
+    from tf_distill.hint import _regressor
 
     assert _regressor((7, 7, 16), (7, 7, 16)) is None
     conv = _regressor((7, 7, 8), (7, 7, 32))

@@ -54,7 +54,7 @@ class Distiller(keras.Model):
         self.teacher = teacher
         if teacher is not None:
             teacher.trainable = False
-        # A feature method (methods.Hint) reads named layers of both networks.
+        # A feature method (hint.Hint) reads named layers of both networks.
         self.features = None
         if getattr(method, "needs", "logits") == "features":
             if teacher is None:
