@@ -140,7 +140,8 @@ def main(argv):
         )
         print(f"interrupted: {resume}", file=sys.stderr)
         sys.exit(130)
-    print(experiment.summary(FLAGS.model, results, experiment.run_dir_of(workdir)))
+    run_dir = experiment.run_dir_of(workdir)
+    print(experiment.summary(FLAGS.model, results, run_dir, config.get("task")))
 
 
 if __name__ == "__main__":

@@ -40,6 +40,9 @@ def base_config() -> ml_collections.ConfigDict:
     # tensorboard/<name>/ and the default workdir runs/<name>; main.py fills it in
     # from the config file name (configs/mnist_cnn.py -> "mnist_cnn") when None.
     config.name = ml_collections.config_dict.placeholder(str)
+    # "classifier": teacher logits into a smaller classifier (this file's keys);
+    # "diffusion": progressive distillation of a sampler (configs/digits_diffusion.py).
+    config.task = "classifier"
 
     # Data.
     config.dataset = "digits"  # "digits" | "idx" | a tfds name | "image_folder"

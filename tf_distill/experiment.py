@@ -30,6 +30,8 @@ from tf_distill import (
 from tf_distill.rundir import DISTILLED, STUDENT, SWEEP, TEACHER, ModelKey, RunDir
 from tf_distill.session import Session, load_fitting
 
+CLASSIFIER, DIFFUSION = "classifier", "diffusion"  # config.task
+
 
 def run(
     config: ml_collections.ConfigDict,
@@ -56,6 +58,10 @@ def run(
     """
     if mode not in MODES:
         raise ValueError(f"Unknown mode {mode!r}; valid: {', '.join(MODES)}")
+    if config.get("task") == DIFFUSION:
+        from tf_distill.diffusion import modes  # the diffusion task's own modes
+
+        return modes.run(config, run_dir_of(workdir, tensorboard_dir), mode)
     validation.validate(config)
     if mode == "all" and config.teacher_path:
         raise ValueError(
@@ -249,8 +255,14 @@ MODES = {
 }
 
 
-def summary(mode: str, results: dict[str, dict], run_dir: RunDir) -> str:
+def summary(
+    mode: str, results: dict[str, dict], run_dir: RunDir, task: str = CLASSIFIER
+) -> str:
     """What the terminal shows when a mode ends: the results, and where they are."""
+    if task == DIFFUSION:
+        from tf_distill.diffusion import modes
+
+        return modes.summary(mode, results, run_dir)
     lines = [f"--model={mode} done. Run directory: {run_dir.root}"]
     for name, metrics in results.items():
         key = ModelKey.parse(name)

@@ -69,6 +69,7 @@ def fit(
     tensorboard_dir: str,
     tensorboard_every_steps: int = 0,
     early_stopping: EarlyStopping = EarlyStopping(),
+    learning_rate_key: str = "config.optimizer.learning_rate",
 ) -> FitResult:
     """Fits a compiled `model`, resuming from `backup_dir` if a crash left a backup.
 
@@ -78,6 +79,7 @@ def fit(
             asks for the epochs it has left), `steps_per_epoch` batches each.
         backup_dir: where the weights, optimizer, history and early stopping's
             state are kept after every epoch.
+        learning_rate_key: the config key a NaN's message says to lower.
 
     Raises:
         resume.TrainingDiverged: a loss became NaN or infinite (backup removed).
@@ -102,7 +104,7 @@ def fit(
             every_steps=tensorboard_every_steps,
             steps_per_epoch=steps_per_epoch,
         ),
-        resume.StopOnNaN(name, steps_per_epoch),
+        resume.StopOnNaN(name, steps_per_epoch, learning_rate_key),
         best,
         *_backups(backup_dir, history),
     ]

@@ -200,8 +200,14 @@ class StopOnNaN(keras.callbacks.Callback):
 
     LOSSES = ("loss", "hard_loss", "soft_loss")
 
-    def __init__(self, model_name: str, steps_per_epoch: int):
+    def __init__(
+        self,
+        model_name: str,
+        steps_per_epoch: int,
+        learning_rate_key: str = "config.optimizer.learning_rate",
+    ):
         super().__init__()
+        self._learning_rate_key = learning_rate_key
         self._model_name = model_name
         self._steps_per_epoch = steps_per_epoch
         self._epoch = 0
@@ -218,5 +224,5 @@ class StopOnNaN(keras.callbacks.Callback):
                     f"{self._model_name}: {name} became {float(value)} at epoch "
                     f"{self._epoch + 1}, step {batch + 1} (training step {step}). "
                     "Nothing was saved for this model. Try a lower "
-                    "config.optimizer.learning_rate."
+                    f"{self._learning_rate_key}."
                 )

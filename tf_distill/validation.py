@@ -59,7 +59,13 @@ def validate(config: ml_collections.ConfigDict) -> None:
 
 
 def _data_and_seeds(c: _Checker, config: ml_collections.ConfigDict) -> None:
-    """The data, the seeds and the batch."""
+    """The task, the data, the seeds and the batch."""
+    c.check(
+        config.get("task", "classifier") == "classifier",
+        "task",
+        'expected "classifier" (configs/default.py) or "diffusion" '
+        "(configs/digits_diffusion.py, which has that task's keys)",
+    )
     c.check(
         isinstance(config.dataset, str) and config.dataset,
         "dataset",

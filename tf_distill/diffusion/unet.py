@@ -34,6 +34,7 @@ def _embedding(lam, dim: int):
     return tf.concat([tf.sin(angles), tf.cos(angles)], axis=-1)
 
 
+@keras.saving.register_keras_serializable(package="tf_distill")
 class TimeEmbedding(keras.layers.Layer):
     """log-SNR (batch,) -> sinusoidal features (batch, dim)."""
 
