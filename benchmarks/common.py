@@ -53,3 +53,20 @@ def gain_cells(row: dict, baseline: bool) -> tuple[str, str]:
         gain += f" [{100 * ci[0]:+.2f}, {100 * ci[1]:+.2f}]"
     recovered = row["gap_recovered"]
     return gain, "-" if recovered is None else f"{100 * recovered:.0f}%"
+
+
+def flops_per_example(model) -> int:
+    """Multiply-adds x 2 of a model's Conv2D and Dense layers for one example
+    (what dominates a CNN's cost; activations, pooling and norms left out)."""
+    import keras
+
+    total = 0
+    for layer in model._flatten_layers(include_self=False):
+        if isinstance(layer, keras.layers.Conv2D):
+            kh, kw, cin, cout = layer.kernel.shape
+            _, h, w, _ = layer.output.shape
+            total += 2 * h * w * kh * kw * cin * cout
+        elif isinstance(layer, keras.layers.Dense):
+            cin, cout = layer.kernel.shape
+            total += 2 * cin * cout
+    return int(total)

@@ -135,6 +135,10 @@ def base_config() -> ml_collections.ConfigDict:
     # of a teacher forward pass in every step (valid while inputs are not augmented).
     config.distill.cache_teacher_logits = True
     config.distill.cache_dtype = "float32"  # or "float16": half the memory
+    # With augmentation on: run the teacher once over this many augmented views
+    # of every training image and train on one stored view per image each epoch
+    # (tf_distill/views.py, FKD); 0: the teacher runs in every training step.
+    config.distill.cached_views = 0
     # Batch of the caching pass: 256 and 1024 ran equally fast, with or without XLA,
     # for the MNIST CNN teacher on 2 CPU cores (benchmarks/knobs.py); 256 needs less
     # memory for large teachers.

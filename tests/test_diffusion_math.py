@@ -186,3 +186,24 @@ def test_the_sampler_clips_to_the_data_range_and_refuses_bad_choices():
         progressive.predict(noise, noise, [0.0], prediction="eps")
     with pytest.raises(ValueError, match="weighting='snr'"):
         progressive.weighted_loss(noise, noise, [0.0], weighting="snr")
+
+
+def test_ddim_sampling_matches_numpy_step_by_step():
+    """The sampler's time grid (t = 1, (N-1)/N, ..., 1/N), clipping and last step
+    against a float64 NumPy DDIM with a nonlinear x-predictor."""
+    noise = tf.random.stateless_normal((3, 4, 4, 1), seed=(1, 2))
+    for n in (1, 3, 8):
+        out = progressive.sample(_teacher, noise, n, prediction="x").numpy()
+        z = noise.numpy().astype(np.float64)
+        for i in reversed(range(n)):
+            lam_t = np.full(3, _np_logsnr((i + 1) / n))
+            a_t, s_t = (v.reshape(-1, 1, 1, 1) for v in _np_alpha_sigma(lam_t))
+            x_hat = np.clip(_np_teacher(z, lam_t), -1, 1)
+            if i == 0:
+                break
+            eps = (z - a_t * x_hat) / s_t
+            a_s, s_s = (
+                v.reshape(-1, 1, 1, 1) for v in _np_alpha_sigma(_np_logsnr(i / n))
+            )
+            z = a_s * x_hat + s_s * eps
+        np.testing.assert_allclose(out, x_hat, atol=2e-4)

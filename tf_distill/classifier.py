@@ -33,6 +33,7 @@ from tf_distill import (
     outputs,
     shipping,
     teacher_cache,
+    views,
 )
 from tf_distill import transfer as transfer_lib
 from tf_distill.distiller import Distiller
@@ -55,6 +56,7 @@ class Settings:
     augment: augment.AugmentSpec = augment.AugmentSpec()
     cache_teacher_logits: bool = True
     cache_dtype: str = "float32"
+    cached_views: int = 0  # K augmented views per image, the teacher run on each
     teacher_batch_size: int = 256
     teacher_dtype: str = "float32"
     export_tflite: bool = True
@@ -106,8 +108,9 @@ class ClassifierTask:
             )
         self.shipping = shipping.Shipping(settings, splits, strategy, run_dir, state)
         self.teacher_test = None  # measure.ClassMetrics of the teacher, on test
-        self._cache = None  # the teacher's (train, val) logits, and the seconds
-        self._cache_teacher = None  # the teacher they are of
+        self.signals = teacher_cache.TeacherSignals(
+            settings, splits, self.transfer_set[0], strategy, self.val_ds
+        )
 
     def set_teacher(self, teacher: keras.Model) -> None:
         """The teacher the students are compared with (test-split agreement)."""
@@ -164,7 +167,7 @@ class ClassifierTask:
         """
         if self.state.trained(key.name):
             return self.shipping.reuse(key, ship=ship, load_model=False)[1]
-        cache, train_logits, val_ds, teacher_seconds = self._teacher_signal(
+        signal = self.signals.of(
             teacher, features=getattr(method, "needs", "logits") == "features"
         )
         steps = self._steps(len(self.transfer_set[1]))
@@ -173,7 +176,7 @@ class ClassifierTask:
             distiller = Distiller(
                 student=student,
                 # Unused with cached logits; then the teacher is not even traced.
-                teacher=None if cache else teacher,
+                teacher=teacher if signal.path == teacher_cache.PER_STEP else None,
                 method=method,
             )
             distiller.compile(
@@ -185,10 +188,10 @@ class ClassifierTask:
             key,
             epochs,
             seed,
-            val_ds,
+            signal.val_ds,
             self.transfer_set,
             steps,
-            train_logits,
+            signal,
             distilling=True,
         )
         return self._finish(
@@ -200,44 +203,9 @@ class ClassifierTask:
             seed=seed,
             examples=len(self.transfer_set[1]),
             distilling=True,
-            teacher_seconds=teacher_seconds,
-            extra={**method.describe(), "teacher": "cached" if cache else "per_step"},
+            teacher_seconds=signal.seconds,
+            extra={**method.describe(), **signal.describe()},
         )
-
-    def _teacher_signal(self, teacher, features: bool = False):
-        """(cached?, training logits or None, validation batches, seconds of the
-        teacher's pass): its logits once per run, unless the distilled student's
-        images are augmented (they change every epoch; the teacher sees the
-        student's in each step)."""
-        augmented = self.settings.augment.enabled_for(distilling=True)
-        if not self.settings.cache_teacher_logits or augmented or features:
-            why = ""
-            if augmented:
-                why = ": the training images are augmented"
-            elif features:
-                why = ": the method reads the teacher's features"
-            logging.info("The teacher runs in every training step (not cached%s).", why)
-            return False, None, self.val_ds, 0.0
-        (train_logits, val_logits), seconds = self._cached_logits(teacher)
-        # The validation loss compares with the teacher's logits too.
-        x_val, y_val = self.splits.x_val, self.splits.y_val
-        batch = self.settings.batch_size
-        val_ds = data.pipeline(x_val, y_val, batch_size=batch, extra=val_logits)
-        return True, train_logits, val_ds, seconds
-
-    def _cached_logits(self, teacher):
-        """((train, val) teacher logits, seconds), computed once per teacher (a
-        later generation's teacher is an earlier generation's student)."""
-        if self._cache is None or self._cache_teacher is not teacher:
-            s = self.settings
-            self._cache_teacher = teacher
-            self._cache = teacher_cache.compute(
-                models.teacher_for_inference(teacher, s.teacher_dtype, self.strategy),
-                (self.transfer_set[0], self.splits.x_val),
-                batch_size=s.teacher_batch_size,
-                dtype=s.cache_dtype,
-            )
-        return self._cache
 
     def _build(self, spec, role, seed):
         # The same seed before every build: the student alone and the distilled
@@ -281,12 +249,14 @@ class ClassifierTask:
         val_ds,
         train,
         steps,
-        teacher_logits=None,
+        signal=None,
         distilling=False,
     ):
-        """Fits `model` on `train` = (images, labels) (fitting.fit)."""
+        """Fits `model` on `train` = (images, labels) (fitting.fit); a
+        distilled student's batches carry the teacher's `signal`."""
         paths = self.run_dir.model(key)
         x, y = train
+        teacher_logits = None if signal is None else signal.train_logits
         augmentation = augment.build(
             self.settings.augment,
             input_shape=self.splits.input_shape,
@@ -298,6 +268,16 @@ class ClassifierTask:
         def train_ds(epoch_range):
             # Epoch e's order depends on (seed, e) alone: the models of one seed
             # see the same batches, and a resumed run continues in that order.
+            if signal is not None and signal.path == teacher_cache.VIEWS:
+                return views.pipeline(
+                    x,
+                    y,
+                    signal.params,
+                    teacher_logits,
+                    batch_size=self.settings.batch_size,
+                    shuffle_seed=seed,
+                    epochs=epoch_range,
+                )
             return data.pipeline(
                 x,
                 y,

@@ -108,6 +108,7 @@ def classifier_settings(config: ml_collections.ConfigDict) -> classifier.Setting
         ),
         cache_teacher_logits=d.cache_teacher_logits,
         cache_dtype=d.cache_dtype,
+        cached_views=d.cached_views,
         teacher_batch_size=d.teacher_batch_size,
         teacher_dtype=d.teacher_dtype,
         export_tflite=config.export.tflite,

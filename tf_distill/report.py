@@ -38,6 +38,12 @@ PER_RUN = (
 )
 # The method's settings (methods.*.describe()) named in the distilled row.
 METHOD_KEYS = ("method", "temperature", "alpha", "beta", "warmup_epochs")
+# How the teacher's logits reached the student (teacher_cache.TeacherSignal).
+TEACHER_PATH = {
+    "cached": "teacher's logits cached",
+    "cached_views": "teacher on {cached_views} cached views per image",
+    "per_step": "teacher in every step",
+}
 # The same for every seed: taken from the run of config.seed.
 PER_MODEL = ("params", "saved_model_bytes", "weights", "inference_batch_size")
 
@@ -69,7 +75,7 @@ def write(run_dir: RunDir, results: dict[str, dict], *, title: str) -> dict:
         # How the students were distilled (methods.*.describe()), from the first.
         "method": {
             k: runs["distilling"][0][k]
-            for k in METHOD_KEYS
+            for k in (*METHOD_KEYS, "teacher", "cached_views")
             if k in runs["distilling"][0]
         },
     }
@@ -202,6 +208,8 @@ def _method_text(method: dict) -> str:
     for key in METHOD_KEYS[1:]:
         if key in method:
             parts.append(f"{names.get(key, key)}={method[key]:g}")
+    if method.get("teacher") in TEACHER_PATH:
+        parts.append(TEACHER_PATH[method["teacher"]].format(**method))
     return ", ".join(parts)
 
 

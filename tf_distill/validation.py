@@ -141,6 +141,39 @@ def _teachers(c: _Checker, config: ml_collections.ConfigDict) -> None:
     )
 
 
+def _cached_views(c: _Checker, config: ml_collections.ConfigDict) -> None:
+    """config.distill.cached_views: K >= 0, for augmented images only."""
+    k = config.distill.cached_views
+    c.check(_is_int(k) and k >= 0, "distill.cached_views", "expected an integer >= 0")
+    if not k:
+        return
+    a = config.augment
+    geometric = a.translate or a.flip != "none" or a.rotation or a.mixup
+    c.check(
+        bool(geometric),
+        "distill.cached_views",
+        "views are augmented images: turn on config.augment.translate, flip, "
+        "rotation or mixup (without augmentation the teacher's logits are cached "
+        "once per image already)",
+    )
+    c.check(
+        not a.color_jitter,
+        "augment.color_jitter",
+        "cached views replay shifts, flips, rotations and mixup; colour jitter "
+        "is not offered with distill.cached_views",
+    )
+    c.check(
+        config.distill.method != "hint",
+        "distill.cached_views",
+        "method hint reads the teacher's features in every step; views cache logits",
+    )
+    c.check(
+        config.distill.cache_teacher_logits,
+        "distill.cache_teacher_logits",
+        "distill.cached_views caches the teacher's logits: set it True",
+    )
+
+
 def _distill(c: _Checker, config: ml_collections.ConfigDict) -> None:
     """config.distill."""
     c.check(
@@ -165,6 +198,7 @@ def _distill(c: _Checker, config: ml_collections.ConfigDict) -> None:
     )
     c.positive_int("distill.teacher_batch_size")
     c.positive_int("distill.generations")
+    _cached_views(c, config)
     if config.distill.method == "hint":
         for key in ("distill.hint.teacher_layer", "distill.hint.student_layer"):
             c.check(bool(c.get(key)), key, "method hint needs a layer name")

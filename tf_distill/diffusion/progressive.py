@@ -57,18 +57,26 @@ def sample(model, noise, num_steps: int, *, prediction: str):
     """DDIM from `noise` (z at t = 1) in `num_steps` steps: images in [-1, 1].
 
     x_hat is clipped to the data range at every step; the last returns x_hat.
+    A tf.while_loop, so a traced sampler holds one copy of the network however
+    many steps it takes.
     """
-    z = noise
+    if num_steps < 1:
+        raise ValueError(f"num_steps must be >= 1, got {num_steps}")
     batch = tf.shape(noise)[0]
-    for i in reversed(range(num_steps)):
-        lam_t = _lam((i + 1) / num_steps, batch)
-        x_hat, eps_hat = predict(
-            model(z, lam_t), z, lam_t, prediction=prediction, clip=True
+
+    def x_eps(z, i):
+        lam_t = _lam(tf.cast(i + 1, tf.float32) / num_steps, batch)
+        return predict(model(z, lam_t), z, lam_t, prediction=prediction, clip=True)
+
+    def body(i, z):
+        x_hat, eps_hat = x_eps(z, i)
+        return i - 1, ddim_step(
+            x_hat, eps_hat, _lam(tf.cast(i, tf.float32) / num_steps, batch)
         )
-        if i == 0:
-            return x_hat
-        z = ddim_step(x_hat, eps_hat, _lam(i / num_steps, batch))
-    raise ValueError(f"num_steps must be >= 1, got {num_steps}")
+
+    # Steps i = N-1 .. 1 update z; step 0 (t = 1/N) returns x_hat.
+    _, z = tf.while_loop(lambda i, z: i > 0, body, (tf.constant(num_steps - 1), noise))
+    return x_eps(z, tf.constant(0))[0]
 
 
 def step_times(i, num_steps: int):

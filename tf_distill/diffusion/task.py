@@ -168,12 +168,6 @@ class DiffusionTask:
 
     def _save(self, name: str, network, result: fitting.FitResult, steps: int):
         paths = self.run_dir.model(name)
-        images = sampler.draw(
-            sampler.compiled(network, steps, self.settings.prediction),
-            sampler.noise(0, GRID_SAMPLES, self.image_shape),
-        )
-        sampler.write_grid(images, os.path.join(paths.dir, "samples.png"))
-        sampler.write_tensorboard_grid(paths.tensorboard, f"{steps} steps", images, 0)
         metrics = {
             "model": name,
             "sampling_steps": steps,
@@ -186,6 +180,12 @@ class DiffusionTask:
         }
         outputs.save_keras(network, paths.keras)
         outputs.write_json(paths.metrics, metrics)
+        images = sampler.draw(
+            sampler.compiled(network, steps, self.settings.prediction),
+            sampler.noise(0, GRID_SAMPLES, self.image_shape),
+        )
+        sampler.write_grid(images, os.path.join(paths.dir, "samples.png"))
+        sampler.write_tensorboard_grid(paths.tensorboard, f"{steps} steps", images, 0)
         self.state.mark_trained(name)
         logging.info("Saved %s (%d-step sampler) in %s", name, steps, paths.dir)
         return metrics
