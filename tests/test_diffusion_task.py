@@ -125,9 +125,14 @@ def test_bad_configs_are_refused_before_any_work(tmp_path, key, value, message):
     assert not (tmp_path / "tb").exists()
 
 
-def test_a_mode_without_its_teacher_says_what_to_run(tmp_path):
-    with pytest.raises(FileNotFoundError, match="Run --model=teacher first"):
-        _run(tiny(), tmp_path, "distilling")
+def test_a_mode_without_its_model_says_what_to_run_and_writes_nothing(tmp_path):
+    for mode in ("student", "distilling"):
+        with pytest.raises(FileNotFoundError, match="Run --model=teacher first"):
+            _run(tiny(), tmp_path, mode)
+    for mode in ("export", "evaluate"):
+        with pytest.raises(FileNotFoundError, match="Run --model=distilling first"):
+            _run(tiny(), tmp_path, mode)
+    assert not (tmp_path / "w").exists()
 
 
 def test_the_classifier_config_refuses_an_unknown_task(tmp_path):
@@ -207,3 +212,22 @@ def test_a_diverging_teacher_stops_naming_its_learning_rate(tmp_path):
     with pytest.raises(TrainingDiverged, match="config.diffusion.learning_rate"):
         _run(config, tmp_path, "teacher")
     assert not (tmp_path / "w" / "teacher" / "model.keras").exists()
+
+
+def test_main_refuses_a_bad_diffusion_config_in_one_line(tmp_path):
+    from tests.conftest import REPO
+    from tests.test_main import run_main
+
+    proc = run_main(
+        tmp_path,
+        "--model=all",
+        "--workdir=run",
+        "--config.progressive.final_steps=3",
+        config=os.path.join(REPO, "configs", "digits_diffusion.py"),
+    )
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines()[-1].startswith(
+        "error: config.progressive.final_steps=3: expected a power of two"
+    )
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "run").exists()

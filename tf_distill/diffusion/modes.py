@@ -31,9 +31,16 @@ from tf_distill.rundir import TEACHER, RunDir
 
 
 @contextlib.contextmanager
-def session(config, run_dir: RunDir, mode: str):
+def session(config, run_dir: RunDir, mode: str, *, needs: str | None = None):
     """A DiffusionTask on the run directory, locked; config.json and the end of
-    the crash backups when the block ends well."""
+    the crash backups when the block ends well. `needs`: a model the mode reads
+    (the teacher, the final student), looked for before anything is written."""
+    if needs is not None and not os.path.isfile(run_dir.model(needs).keras):
+        first = "--model=teacher" if needs == TEACHER else "--model=distilling"
+        raise FileNotFoundError(
+            f"No trained {needs} at {run_dir.model(needs).keras}. Run {first} "
+            "first with the same --config and --workdir (or --model=all)."
+        )
     strategy = distribute.make_strategy(config.strategy)
     distribute.check_batch_size(config.batch_size, strategy)
     keras.utils.set_random_seed(config.seed)
@@ -100,7 +107,7 @@ def _ddim_baseline(task: DiffusionTask) -> dict:
 
 
 def student(config, run_dir):
-    with session(config, run_dir, "student") as task:
+    with session(config, run_dir, "student", needs=TEACHER) as task:
         return {STUDENT: _ddim_baseline(task)}
 
 
@@ -133,7 +140,7 @@ def _export(task: DiffusionTask) -> dict:
 
 
 def distilling(config, run_dir):
-    with session(config, run_dir, "distilling") as task:
+    with session(config, run_dir, "distilling", needs=TEACHER) as task:
         return _distil(task)
 
 
@@ -150,14 +157,16 @@ def all_models(config, run_dir):
 
 
 def export_sampler(config, run_dir):
-    with session(config, run_dir, "export") as task:
+    final = round_name(settings.from_config(config).round_steps[-1])
+    with session(config, run_dir, "export", needs=final) as task:
         return _export(task)
 
 
 def evaluate_export(config, run_dir):
     """The exported sampler's quality from the same noise, as a client draws it
     (uint8 images), beside the Keras model's: <final model>/evaluation.json."""
-    with session(config, run_dir, "evaluate") as task:
+    final = round_name(settings.from_config(config).round_steps[-1])
+    with session(config, run_dir, "evaluate", needs=final) as task:
         s = task.settings
         name = round_name(s.round_steps[-1])
         paths = task.run_dir.model(name)
@@ -215,8 +224,18 @@ def summary(mode: str, results: dict[str, dict], run_dir: RunDir) -> str:
             lines.append(f"  teacher's DDIM FID by steps: {fids}")
         elif name == TEACHER:
             lines.append(f"  teacher: model {run_dir.model(name).keras}")
-        if "saved_model" in metrics and isinstance(metrics["saved_model"], str):
-            lines.append(f"  sampler for serving: {metrics['saved_model']}")
+        shipped = metrics.get("saved_model")
+        if isinstance(shipped, str):
+            lines.append(f"  sampler for serving: {shipped}")
+        elif isinstance(shipped, dict):  # --model=evaluate
+            keras_fid = (metrics.get("keras") or {}).get("fid", {}).get("mean")
+            lines.append(
+                f"  {name}: the SavedModel's FID {shipped['fid']['mean']:.2f} "
+                f"(the Keras model's {keras_fid:.2f}), in "
+                f"{run_dir.model(name).evaluation}"
+                if keras_fid is not None
+                else f"  {name}: the SavedModel's FID {shipped['fid']['mean']:.2f}"
+            )
     if mode == "all":
         lines.append(
             f"  report: {run_dir.file('report.md')}, {run_dir.file('quality.png')}"

@@ -141,7 +141,9 @@ class DiffusionTask:
         _, _, per_epoch = self._datasets()
         logging.info("Round %d: %d teacher steps into %d", number + 1, 2 * steps, steps)
         with self.strategy.scope():
-            student = self._network(0.0, round_name(steps))  # no dropout in rounds
+            # No dropout in rounds, as the reference (cifar_distill.py: "same as
+            # teacher but with 0 dropout").
+            student = self._network(0.0, round_name(steps))
             student.set_weights(teacher.get_weights())  # starts from the teacher
             distiller = trainers.ProgressiveDistiller(
                 student,
