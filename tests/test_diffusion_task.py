@@ -226,8 +226,10 @@ def test_main_refuses_a_bad_diffusion_config_in_one_line(tmp_path):
         config=os.path.join(REPO, "configs", "digits_diffusion.py"),
     )
     assert proc.returncode == 1
-    assert proc.stderr.strip().splitlines()[-1].startswith(
-        "error: config.progressive.final_steps=3: expected a power of two"
+    assert (
+        proc.stderr.strip()
+        .splitlines()[-1]
+        .startswith("error: config.progressive.final_steps=3: expected a power of two")
     )
     assert "Traceback" not in proc.stderr
     assert not (tmp_path / "run").exists()
