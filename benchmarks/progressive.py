@@ -15,8 +15,9 @@ with each stage's wall time and the targets of issue 16:
 - the shape: the fewest steps at which each sampler stays within 2x of the
   teacher's full-step FID (the paper: DDIM ~16, distillation ~4).
 
-Nothing is tuned on these numbers here; they only report. Writes
-<workdir>/progressive.json and progressive.md.
+A stage whose outputs <workdir> already holds (from main.py's modes run with the
+same config, say) is reused, not run again. Nothing is tuned on these numbers
+here; they only report. Writes <workdir>/progressive.json and progressive.md.
 """
 
 from __future__ import annotations
@@ -105,6 +106,28 @@ def targets(report: dict) -> list[tuple[str, bool | None, str]]:
     return out
 
 
+def _done(run_dir, mode, config):
+    """The results of a stage `run_dir` already holds (e.g. run by main.py with
+    the same config), or None."""
+    from tf_distill import outputs
+    from tf_distill.diffusion import settings, task
+
+    if mode == "teacher":
+        names = ["teacher"]
+    elif mode == "student":
+        names = [task.STUDENT]
+    else:
+        steps = settings.from_config(config).round_steps
+        names = [task.round_name(n) for n in steps]
+    paths = [run_dir.model(n).metrics for n in names]
+    if not all(os.path.isfile(p) for p in paths):
+        return None
+    results = {n: outputs.read_json(p) for n, p in zip(names, paths, strict=True)}
+    if mode == "distilling" and not all("quality" in r for r in results.values()):
+        return None
+    return results
+
+
 def main(argv):
     del argv
     from tf_distill import experiment, outputs
@@ -115,15 +138,16 @@ def main(argv):
         FLAGS.workdir, os.path.join(FLAGS.workdir, "tensorboard")
     )
     seconds, results = {}, {}
-    stages = ["student", "distilling"]
     if FLAGS.teacher_dir:
         shutil.copytree(
             FLAGS.teacher_dir, run_dir.model("teacher").dir, dirs_exist_ok=True
         )
-        results["teacher"] = outputs.read_json(run_dir.model("teacher").metrics)
-    else:
-        stages.insert(0, "teacher")
-    for mode in stages:
+    for mode in ("teacher", "student", "distilling"):
+        done = _done(run_dir, mode, config)
+        if done is not None:  # a stage this workdir already holds is reused
+            print(f"Reusing the {mode} stage in {run_dir.root}")
+            results.update(done)
+            continue
         start = time.perf_counter()
         results.update(
             experiment.run(
@@ -140,9 +164,11 @@ def main(argv):
     for name, met, measured in checks:
         verdict = "-" if met is None else ("met" if met else "**missed**")
         lines.append(f"- {name}: {measured} ({verdict})")
-    lines.append(
-        "\nWall time: " + ", ".join(f"{k} {v / 60:.1f} min" for k, v in seconds.items())
-    )
+    if seconds:
+        lines.append(
+            "\nWall time: "
+            + ", ".join(f"{k} {v / 60:.1f} min" for k, v in seconds.items())
+        )
     text = "\n".join(lines) + "\n"
     print(text)
     outputs.write_json(

@@ -26,7 +26,12 @@ from absl import logging
 from tf_distill import config as config_lib
 from tf_distill import data, distribute, outputs, resume
 from tf_distill.diffusion import quality, report, sampler, settings
-from tf_distill.diffusion.task import STUDENT, DiffusionTask, round_name
+from tf_distill.diffusion.task import (
+    GRID_SAMPLES,
+    STUDENT,
+    DiffusionTask,
+    round_name,
+)
 from tf_distill.rundir import TEACHER, RunDir
 
 
@@ -94,7 +99,8 @@ def _ddim_baseline(task: DiffusionTask) -> dict:
     measured = {}
     for steps in task.settings.ddim_steps:
         measured[str(steps)], images = task.quality(network, steps)
-        sampler.write_grid(images, os.path.join(paths.dir, f"samples_steps{steps}.png"))
+        grid = os.path.join(paths.dir, f"samples_steps{steps}.png")
+        sampler.write_grid(images[:GRID_SAMPLES], grid)
     metrics = {
         "model": STUDENT,
         "sampler": "DDIM of the teacher",
