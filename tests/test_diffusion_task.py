@@ -16,12 +16,14 @@ from tf_distill.rundir import RunDir
 
 TINY = {
     "diffusion.channels": 8,
+    "diffusion.multipliers": (1,),  # one level: the smallest graph to trace
     "diffusion.epochs": 1,
     "progressive.teacher_steps": 2,
     "progressive.epochs": 1,
     "quality.num_samples": 40,
     "quality.noise_seeds": 2,
     "quality.classifier_epochs": 1,
+    "quality.classifier_layers": (32,),
 }
 
 

@@ -104,6 +104,7 @@ def test_an_image_folder_trains_end_to_end_with_every_model(image_dir, tmp_path)
         "--config.teacher.epochs=2",
         "--config.student.epochs=2",
         "--config.early_stopping.patience=0",
+        "--config.export.tflite=False",  # LiteRT files: tests/test_export.py
         config=f"{REPO}/configs/image_folder.py",
     )
     assert proc.returncode == 0, proc.stderr[-3000:]

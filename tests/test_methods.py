@@ -164,7 +164,8 @@ def test_a_dkd_run_logs_its_terms_and_the_sweep_refuses_it(tiny_config, tmp_path
     assert {"tckd", "nckd", "val_tckd", "val_nckd"} <= set(metrics["history"])
     report = open(os.path.join(run_dir.root, "report.md")).read()
     assert (
-        "| distilled student (dkd, T=4, alpha=1, beta=8, warmup_epochs=2) |" in report
+        "| distilled student (dkd, T=4, alpha=1, beta=8, warmup_epochs=2, "
+        "teacher's logits cached) |" in report
     )
     with pytest.raises(ValueError, match="sweeps KD's temperature x alpha"):
         experiment.run(

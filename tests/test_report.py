@@ -73,7 +73,11 @@ def test_report_has_every_field_for_the_three_models(run):
     for name in ("student", "distilling"):
         assert 0 < models[name]["test_agreement_with_teacher"] <= 1
     text = (run["workdir"] / "report.md").read_text()
-    for label in ("teacher", "student alone", "distilled student (kd, T=4, alpha=0.1)"):
+    for label in (
+        "teacher",
+        "student alone",
+        "distilled student (kd, T=4, alpha=0.1, teacher's logits cached)",
+    ):
         assert f"| {label} |" in text
     assert report["method"] == {"method": "kd", "temperature": 4.0, "alpha": 0.1}
     assert report["verdict"] in text

@@ -163,6 +163,11 @@ def test_every_shipped_config_is_valid(name):
     import importlib
 
     config = importlib.import_module(f"configs.{name}").get_config()
+    if config.task == "diffusion":  # that task's own keys and checks
+        from tf_distill.diffusion import settings
+
+        settings.validate(config)
+        return
     validation.validate(config)
     if name == "default":  # the main job: the few-labels case
         assert config.labeled_fraction < 1 and config.distill.transfer_data == "train"
