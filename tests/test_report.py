@@ -79,7 +79,12 @@ def test_report_has_every_field_for_the_three_models(run):
         "distilled student (kd, T=4, alpha=0.1, teacher's logits cached)",
     ):
         assert f"| {label} |" in text
-    assert report["method"] == {"method": "kd", "temperature": 4.0, "alpha": 0.1}
+    assert report["method"] == {
+        "method": "kd",
+        "temperature": 4.0,
+        "alpha": 0.1,
+        "teacher": "cached",  # how its logits reached the student
+    }
     assert report["verdict"] in text
 
 

@@ -173,9 +173,7 @@ def evaluate_export(config, run_dir):
     (uint8 images), beside the Keras model's: <final model>/evaluation.json."""
     final = round_name(settings.from_config(config).round_steps[-1])
     with session(config, run_dir, "evaluate", needs=final) as task:
-        s = task.settings
-        name = round_name(s.round_steps[-1])
-        paths = task.run_dir.model(name)
+        s, paths = task.settings, task.run_dir.model(final)
         if not os.path.isdir(paths.saved_model):
             raise FileNotFoundError(
                 f"No exported sampler at {paths.saved_model}: run --model=all or "
@@ -191,7 +189,7 @@ def evaluate_export(config, run_dir):
         if os.path.isfile(paths.metrics):
             result["keras"] = outputs.read_json(paths.metrics).get("quality")
         outputs.write_json(paths.evaluation, result)
-        return {name: result}
+        return {final: result}
 
 
 MODES = {
