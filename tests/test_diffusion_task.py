@@ -235,3 +235,20 @@ def test_main_refuses_a_bad_diffusion_config_in_one_line(tmp_path):
     )
     assert "Traceback" not in proc.stderr
     assert not (tmp_path / "run").exists()
+
+
+def test_kid_and_nearest_neighbours_in_chunks_equal_the_whole_matrices():
+    """MNIST's 55,000 training features cannot make one 55,000^2 kernel matrix:
+    the chunked sums must be the same numbers."""
+    rng = np.random.default_rng(2)
+    a, b = rng.normal(size=(50, 6)), rng.normal(0.2, 1.0, (70, 6))
+    whole = ((a @ b.T / 6 + 1.0) ** 3).sum()
+    assert quality._kernel_sum(a, b, chunk=7) == pytest.approx(whole, rel=1e-12)
+    k_bb = (b @ b.T / 6 + 1.0) ** 3
+    within = (k_bb.sum() - np.trace(k_bb)) / (70 * 69)
+    assert quality._within(b) == pytest.approx(within, rel=1e-12)
+    images, pool = rng.normal(size=(30, 4, 4, 1)), rng.normal(size=(40, 4, 4, 1))
+    direct = np.sqrt(
+        ((images.reshape(30, 1, -1) - pool.reshape(1, 40, -1)) ** 2).sum(-1).min(1)
+    )
+    np.testing.assert_allclose(quality.nearest(images, pool, chunk=4), direct)

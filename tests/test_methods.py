@@ -195,6 +195,14 @@ def test_generations_chain_each_seed_on_the_previous_generation(tiny_config, tmp
     assert report["models"]["distilling_gen2"]["n"] == 2
     assert "distilled student, generation 2" in open(run_dir.file("report.md")).read()
     assert os.path.isdir(os.path.join(run_dir.root, "distilling_gen2", "saved_model"))
+    # --model=export rewrites every generation's exports, the later ones too.
+    exported = experiment.run(
+        tiny_config,
+        workdir=run_dir.root,
+        mode="export",
+        tensorboard_dir=run_dir.tensorboard,
+    )
+    assert set(exported) == {"teacher", "student", "distilling", "distilling_gen2"}
 
     splits = config_lib.load_data(tiny_config)
     val = data.pipeline(splits.x_val, batch_size=256)

@@ -147,7 +147,13 @@ class RunDir:
         return os.path.join(self.root, ".backup")
 
     def trained(self, bases: tuple[str, ...] = SHIPPED) -> list[ModelKey]:
-        """The first-seed models among `bases` that have a model.keras."""
+        """The first-seed models among `bases` that have a model.keras; with the
+        default, also the later generations' (`distilling_gen<G>`), in order."""
+        if bases == SHIPPED and os.path.isdir(self.root):
+            later = [
+                name for name in os.listdir(self.root) if (generation_of(name) or 1) > 1
+            ]
+            bases = (*bases, *sorted(later, key=generation_of))
         found = [ModelKey(b) for b in bases if os.path.isfile(self.model(b).keras)]
         if not found:
             looked = ", ".join(f"{b}/model.keras" for b in bases)

@@ -67,6 +67,8 @@ class Reference:
         logits = self.classifier.get_layer("logits")
         self._features = keras.Model(self.classifier.inputs, logits.input)
         self.train_features = self.features(self.train_images)
+        # KID's term of the training features alone: the same for every sampler.
+        self._within_train = _within(self.train_features.astype(np.float64))
         counts = np.bincount(self.train_labels, minlength=self.num_classes)
         self.class_shares = counts / counts.sum()
 
@@ -84,7 +86,7 @@ class Reference:
         shares = predicted / predicted.sum()
         return {
             "fid": fid(features, self.train_features),
-            "kid": kid(features, self.train_features),
+            "kid": kid(features, self.train_features, within_b=self._within_train),
             "confidence": float(probs.max(-1).mean()),
             "coverage": float(100.0 * np.minimum(shares, self.class_shares).sum()),
             "nn_distance": float(np.median(nearest(images, self.train_images))),
@@ -109,24 +111,45 @@ def fid(a: np.ndarray, b: np.ndarray) -> float:
     return float(max(value, 0.0))
 
 
-def kid(a: np.ndarray, b: np.ndarray) -> float:
-    """The unbiased MMD^2 between `a` and `b` with k(x, y) = (x.y / d + 1)^3."""
+def _kernel_sum(a: np.ndarray, b: np.ndarray, chunk: int = 1024) -> float:
+    """The sum of k(x, y) = (x.y / d + 1)^3 over every pair, `chunk` rows of `a`
+    at a time, so that 55,000 MNIST features never make a 55,000^2 matrix."""
+    d = a.shape[1]
+    return float(
+        sum(
+            ((a[i : i + chunk] @ b.T / d + 1.0) ** 3).sum()
+            for i in range(0, len(a), chunk)
+        )
+    )
+
+
+def _within(a: np.ndarray) -> float:
+    """The mean of k over the distinct pairs of `a`: E k(x, x'), x != x'."""
+    m, d = len(a), a.shape[1]
+    diagonal = (((a * a).sum(1) / d + 1.0) ** 3).sum()
+    return (_kernel_sum(a, a) - diagonal) / (m * (m - 1))
+
+
+def kid(a: np.ndarray, b: np.ndarray, *, within_b: float | None = None) -> float:
+    """The unbiased MMD^2 between `a` and `b` with k(x, y) = (x.y / d + 1)^3,
+    exact (every pair, in chunks); `within_b`: `b`'s own term, if known."""
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    d, m, n = a.shape[1], len(a), len(b)
-    k_aa = (a @ a.T / d + 1.0) ** 3
-    k_bb = (b @ b.T / d + 1.0) ** 3
-    k_ab = (a @ b.T / d + 1.0) ** 3
-    within_a = (k_aa.sum() - np.trace(k_aa)) / (m * (m - 1))
-    within_b = (k_bb.sum() - np.trace(k_bb)) / (n * (n - 1))
-    return float(within_a + within_b - 2.0 * k_ab.mean())
+    within_b = _within(b) if within_b is None else within_b
+    cross = _kernel_sum(a, b) / (len(a) * len(b))
+    return float(_within(a) + within_b - 2.0 * cross)
 
 
-def nearest(images: np.ndarray, pool: np.ndarray) -> np.ndarray:
+def nearest(images: np.ndarray, pool: np.ndarray, chunk: int = 256) -> np.ndarray:
     """Each image's Euclidean pixel distance to its nearest image in `pool`."""
     x = images.reshape(len(images), -1).astype(np.float64)
     y = pool.reshape(len(pool), -1).astype(np.float64)
-    squared = (x**2).sum(1)[:, None] + (y**2).sum(1)[None, :] - 2.0 * x @ y.T
-    return np.sqrt(np.maximum(squared.min(1), 0.0))
+    y_norms = (y**2).sum(1)[None, :]
+    out = []
+    for i in range(0, len(x), chunk):
+        part = x[i : i + chunk]
+        squared = (part**2).sum(1)[:, None] + y_norms - 2.0 * part @ y.T
+        out.append(np.sqrt(np.maximum(squared.min(1), 0.0)))
+    return np.concatenate(out)
 
 
 def summarise(per_seed: list[dict[str, float]]) -> dict:
