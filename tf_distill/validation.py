@@ -17,7 +17,7 @@ CACHE_DTYPES = ("float32", "float16")
 TEACHER_DTYPES = ("float32", "bfloat16")
 
 
-class _Checker:
+class Checker:
     """Raises ValueError naming `config.KEY`, its value and what was expected."""
 
     def __init__(self, config: ml_collections.ConfigDict):
@@ -35,7 +35,7 @@ class _Checker:
 
     def positive_int(self, key: str) -> None:
         value = self.get(key)
-        self.check(_is_int(value) and value > 0, key, "expected a positive integer")
+        self.check(is_int(value) and value > 0, key, "expected a positive integer")
 
 
 def validate(config: ml_collections.ConfigDict) -> None:
@@ -44,7 +44,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
     Raises:
         ValueError: naming the key and the bad value.
     """
-    c = _Checker(config)
+    c = Checker(config)
     sections = (
         _data_and_seeds,
         _models,
@@ -58,7 +58,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
         section(c, config)
 
 
-def _data_and_seeds(c: _Checker, config: ml_collections.ConfigDict) -> None:
+def _data_and_seeds(c: Checker, config: ml_collections.ConfigDict) -> None:
     """The task, the data, the seeds and the batch."""
     c.check(
         config.get("task", "classifier") == "classifier",
@@ -89,7 +89,7 @@ def _data_and_seeds(c: _Checker, config: ml_collections.ConfigDict) -> None:
     )
 
 
-def _models(c: _Checker, config: ml_collections.ConfigDict) -> None:
+def _models(c: Checker, config: ml_collections.ConfigDict) -> None:
     """config.teacher and config.student."""
     for role in ("teacher", "student"):
         arch = config[role].arch
@@ -109,14 +109,14 @@ def _models(c: _Checker, config: ml_collections.ConfigDict) -> None:
         c.check(
             isinstance(layers, (tuple, list))
             and len(layers) > 0
-            and all(_is_int(n) and n > 0 for n in layers),
+            and all(is_int(n) and n > 0 for n in layers),
             f"{role}.layers",
             "expected a tuple of one or more positive whole layer sizes",
         )
         c.check(0.0 <= config[role].dropout < 1.0, f"{role}.dropout", "expected [0, 1)")
 
 
-def _teachers(c: _Checker, config: ml_collections.ConfigDict) -> None:
+def _teachers(c: Checker, config: ml_collections.ConfigDict) -> None:
     """config.teacher_paths: an ensemble of saved teachers."""
     paths = config.teacher_paths
     c.check(
@@ -141,10 +141,10 @@ def _teachers(c: _Checker, config: ml_collections.ConfigDict) -> None:
     )
 
 
-def _cached_views(c: _Checker, config: ml_collections.ConfigDict) -> None:
+def _cached_views(c: Checker, config: ml_collections.ConfigDict) -> None:
     """config.distill.cached_views: K >= 0, for augmented images only."""
     k = config.distill.cached_views
-    c.check(_is_int(k) and k >= 0, "distill.cached_views", "expected an integer >= 0")
+    c.check(is_int(k) and k >= 0, "distill.cached_views", "expected an integer >= 0")
     if not k:
         return
     a = config.augment
@@ -174,7 +174,7 @@ def _cached_views(c: _Checker, config: ml_collections.ConfigDict) -> None:
     )
 
 
-def _distill(c: _Checker, config: ml_collections.ConfigDict) -> None:
+def _distill(c: Checker, config: ml_collections.ConfigDict) -> None:
     """config.distill."""
     c.check(
         config.distill.method in methods.METHODS,
@@ -211,7 +211,7 @@ def _distill(c: _Checker, config: ml_collections.ConfigDict) -> None:
         c.check(_is_number(value) and value >= 0, key, "expected a weight >= 0")
     warmup = config.distill.dkd.warmup_epochs
     c.check(
-        _is_int(warmup) and warmup >= 0,
+        is_int(warmup) and warmup >= 0,
         "distill.dkd.warmup_epochs",
         "expected a whole number of epochs >= 0",
     )
@@ -241,14 +241,14 @@ def _distill(c: _Checker, config: ml_collections.ConfigDict) -> None:
     )
 
 
-def _training(c: _Checker, config: ml_collections.ConfigDict) -> None:
+def _training(c: Checker, config: ml_collections.ConfigDict) -> None:
     """Optimisation, early stopping, steps per execution."""
     c.positive_int("steps_per_execution")
     if config.distill.epochs is not None:
         c.positive_int("distill.epochs")
     if config.distill.patience is not None:
         c.check(
-            _is_int(config.distill.patience) and config.distill.patience >= 0,
+            is_int(config.distill.patience) and config.distill.patience >= 0,
             "distill.patience",
             "expected an integer >= 0 (0: no early stop), or None",
         )
@@ -276,7 +276,7 @@ def _training(c: _Checker, config: ml_collections.ConfigDict) -> None:
     )
 
 
-def _augment(c: _Checker, config: ml_collections.ConfigDict) -> None:
+def _augment(c: Checker, config: ml_collections.ConfigDict) -> None:
     """config.augment."""
     c.check(
         isinstance(config.augment.translate, int) and config.augment.translate >= 0,
@@ -310,14 +310,14 @@ def _augment(c: _Checker, config: ml_collections.ConfigDict) -> None:
     )
 
 
-def _outputs(c: _Checker, config: ml_collections.ConfigDict) -> None:
+def _outputs(c: Checker, config: ml_collections.ConfigDict) -> None:
     """Exports, the sweep, TensorBoard, the strategy and precision."""
     c.check(
         isinstance(config.export.tflite, bool), "export.tflite", "expected True/False"
     )
     c.check(
         len(config.image_size) == 2
-        and all(_is_int(n) and n > 0 for n in config.image_size),
+        and all(is_int(n) and n > 0 for n in config.image_size),
         "image_size",
         "expected (height, width), both positive",
     )
@@ -351,7 +351,7 @@ def _outputs(c: _Checker, config: ml_collections.ConfigDict) -> None:
     )
 
 
-def _is_int(value) -> bool:
+def is_int(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 

@@ -65,23 +65,29 @@ class Reference:
 
     def __post_init__(self):
         logits = self.classifier.get_layer("logits")
-        self._features = keras.Model(self.classifier.inputs, logits.input)
+        # One pass gives both: the penultimate features and the logits.
+        self._both = keras.Model(
+            self.classifier.inputs, [logits.input, self.classifier.outputs[0]]
+        )
         self.train_features = self.features(self.train_images)
         # KID's term of the training features alone: the same for every sampler.
         self._within_train = _within(self.train_features.astype(np.float64))
         counts = np.bincount(self.train_labels, minlength=self.num_classes)
         self.class_shares = counts / counts.sum()
 
-    def features(self, images: np.ndarray) -> np.ndarray:
+    def _features_and_logits(self, images: np.ndarray):
         raw = (np.asarray(images, np.float32) + 1.0) * (self.input_scale / 2.0)
-        return np.asarray(self._features.predict(raw, batch_size=512, verbose=0))
+        features, logits = self._both.predict(raw, batch_size=512, verbose=0)
+        return np.asarray(features), np.asarray(logits)
+
+    def features(self, images: np.ndarray) -> np.ndarray:
+        return self._features_and_logits(images)[0]
 
     def measure(self, images: np.ndarray) -> dict[str, float]:
         """Every measure of a set of images (samples, or held-out real ones)."""
         images = np.asarray(images, np.float32)
-        features = self.features(images)
-        raw = (images + 1.0) * (self.input_scale / 2.0)
-        probs = tf.nn.softmax(self.classifier.predict(raw, verbose=0)).numpy()
+        features, logits = self._features_and_logits(images)
+        probs = tf.nn.softmax(logits).numpy()
         predicted = np.bincount(probs.argmax(-1), minlength=self.num_classes)
         shares = predicted / predicted.sum()
         return {

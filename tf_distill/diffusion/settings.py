@@ -11,6 +11,7 @@ import ml_collections
 from tf_distill import models
 from tf_distill.diffusion import progressive
 from tf_distill.distribute import STRATEGIES
+from tf_distill.validation import Checker, is_int
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,72 +89,63 @@ def from_config(config: ml_collections.ConfigDict) -> Settings:
 
 
 def _power_of_two(n) -> bool:
-    return _is_int(n) and n > 0 and (n & (n - 1)) == 0
-
-
-def _is_int(n) -> bool:
-    return isinstance(n, int) and not isinstance(n, bool)
+    return is_int(n) and n > 0 and (n & (n - 1)) == 0
 
 
 def validate(config: ml_collections.ConfigDict) -> None:
-    """Raises ValueError naming `config.KEY`, its value and what was expected."""
-
-    def get(key):
-        value = config
-        for part in key.split("."):
-            value = value[part]
-        return value
-
-    def check(ok, key, expected):
-        if not ok:
-            raise ValueError(f"config.{key}={get(key)!r}: {expected}")
-
-    d, p, q = config.diffusion, config.progressive, config.quality
-    check(
-        d.prediction in progressive.PREDICTIONS,
-        "diffusion.prediction",
-        f"expected one of {', '.join(progressive.PREDICTIONS)} (epsilon-prediction "
-        "cannot be distilled: Salimans & Ho, Table 1)",
-    )
-    check(
-        d.weighting in progressive.WEIGHTINGS,
-        "diffusion.weighting",
-        f"expected one of {', '.join(progressive.WEIGHTINGS)}",
-    )
-    check(config.strategy in STRATEGIES, "strategy", f"expected one of {STRATEGIES}")
+    """Raises ValueError naming `config.KEY`, its value and what was expected
+    (validation.Checker, as for the classifier task)."""
+    c = Checker(config)
+    _network(c, config.diffusion)
+    c.check(config.strategy in STRATEGIES, "strategy", f"expected one of {STRATEGIES}")
     for key in (
         "batch_size",
-        "diffusion.channels",
-        "diffusion.blocks",
-        "diffusion.epochs",
         "progressive.epochs",
         "quality.num_samples",
         "quality.noise_seeds",
         "quality.classifier_epochs",
     ):
-        check(_is_int(get(key)) and get(key) > 0, key, "expected a positive integer")
-    check(
-        len(d.multipliers) >= 1 and all(_is_int(m) and m > 0 for m in d.multipliers),
-        "diffusion.multipliers",
-        "expected positive integers, one per resolution level",
-    )
-    check(0 <= d.dropout < 1, "diffusion.dropout", "expected a value in [0, 1)")
-    check(0 <= d.ema_decay < 1, "diffusion.ema_decay", "expected a value in [0, 1)")
-    for key in ("diffusion.learning_rate", "progressive.learning_rate"):
-        check(get(key) > 0, key, "expected a positive learning rate")
-    check(
+        c.positive_int(key)
+    p = config.progressive
+    c.check(p.learning_rate > 0, "progressive.learning_rate", "expected > 0")
+    c.check(
         _power_of_two(p.teacher_steps) and p.teacher_steps >= 2,
         "progressive.teacher_steps",
         "expected a power of two >= 2 (each round halves the steps)",
     )
-    check(
+    c.check(
         _power_of_two(p.final_steps) and p.final_steps < p.teacher_steps,
         "progressive.final_steps",
         f"expected a power of two below progressive.teacher_steps="
         f"{p.teacher_steps} (each round halves the steps)",
     )
-    check(
-        q.classifier_arch in models.MODELS,
+    c.check(
+        config.quality.classifier_arch in models.MODELS,
         "quality.classifier_arch",
         f"expected one of {', '.join(models.MODELS)}",
     )
+
+
+def _network(c: Checker, d: ml_collections.ConfigDict) -> None:
+    """config.diffusion: what the network predicts, its shape and its training."""
+    c.check(
+        d.prediction in progressive.PREDICTIONS,
+        "diffusion.prediction",
+        f"expected one of {', '.join(progressive.PREDICTIONS)} (epsilon-prediction "
+        "cannot be distilled: Salimans & Ho, Table 1)",
+    )
+    c.check(
+        d.weighting in progressive.WEIGHTINGS,
+        "diffusion.weighting",
+        f"expected one of {', '.join(progressive.WEIGHTINGS)}",
+    )
+    for key in ("diffusion.channels", "diffusion.blocks", "diffusion.epochs"):
+        c.positive_int(key)
+    c.check(
+        len(d.multipliers) >= 1 and all(is_int(m) and m > 0 for m in d.multipliers),
+        "diffusion.multipliers",
+        "expected positive integers, one per resolution level",
+    )
+    c.check(0 <= d.dropout < 1, "diffusion.dropout", "expected a value in [0, 1)")
+    c.check(0 <= d.ema_decay < 1, "diffusion.ema_decay", "expected a value in [0, 1)")
+    c.check(d.learning_rate > 0, "diffusion.learning_rate", "expected > 0")
