@@ -135,10 +135,20 @@ def base_config() -> ml_collections.ConfigDict:
     # of a teacher forward pass in every step (valid while inputs are not augmented).
     config.distill.cache_teacher_logits = True
     config.distill.cache_dtype = "float32"  # or "float16": half the memory
+    # Keep only the k largest logits of each cached example or view, their classes
+    # and one logit for the rest (tf_distill/topk.py, as FKD stores soft labels):
+    # for many classes and views. 0 (or >= the classes): all of them.
+    config.distill.cache_top_k = 0
     # With augmentation on: run the teacher once over this many augmented views
     # of every training image and train on one stored view per image each epoch
     # (tf_distill/views.py, FKD); 0: the teacher runs in every training step.
     config.distill.cached_views = 0
+    # Also measure the distilled student against the teacher on the validation
+    # split (val_soft_loss, val_agreement in the logs and TensorBoard): one more
+    # teacher pass over the validation images (cached, or per validation step when
+    # the teacher runs per step). False: validation on the labels alone, val_loss
+    # then the label cross-entropy, as for the student alone.
+    config.distill.validation_teacher = False
     # Batch of the caching pass: 256 and 1024 ran equally fast, with or without XLA,
     # for the MNIST CNN teacher on 2 CPU cores (benchmarks/knobs.py); 256 needs less
     # memory for large teachers.

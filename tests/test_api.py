@@ -37,8 +37,10 @@ def _mlp(units, seed):
     )
 
 
-@pytest.mark.parametrize("cached", [True, False])
-def test_distill_trains_the_student_and_leaves_the_teacher_alone(cached):
+@pytest.mark.parametrize("cached, validation_teacher", [(True, False), (False, True)])
+def test_distill_trains_the_student_and_leaves_the_teacher_alone(
+    cached, validation_teacher
+):
     train = _digits()
     teacher = _mlp(32, seed=0)
     teacher.compile(
@@ -57,13 +59,17 @@ def test_distill_trains_the_student_and_leaves_the_teacher_alone(cached):
         validation_data=_digits(n=128),
         epochs=3,
         cache_teacher_logits=cached,
+        validation_teacher=validation_teacher,
         verbose=0,
     )
     assert result.student is student and result.cached == cached
     assert (result.teacher_pass_seconds > 0) == cached
     history = result.history
     assert len(history["loss"]) == 3 and history["loss"][-1] < history["loss"][0]
-    assert {"hard_loss", "soft_loss", "agreement", "val_soft_loss"} <= set(history)
+    assert {"hard_loss", "soft_loss", "agreement", "val_loss"} <= set(history)
+    # The teacher sees the validation data only when asked to.
+    assert ("val_soft_loss" in history) == validation_teacher
+    assert ("val_agreement" in history) == validation_teacher
     for before, after in zip(teacher_before, teacher.get_weights(), strict=True):
         np.testing.assert_array_equal(before, after)
     assert any(

@@ -35,8 +35,10 @@ def batches():
     return x, y
 
 
-def make_distiller(teacher, student):
-    distiller = Distiller(student=student, teacher=teacher, temperature=T, alpha=ALPHA)
+def make_distiller(teacher, student, **kwargs):
+    distiller = Distiller(
+        student=student, teacher=teacher, temperature=T, alpha=ALPHA, **kwargs
+    )
     distiller.compile(optimizer=keras.optimizers.Adam(1e-2))
     return distiller
 
@@ -100,6 +102,26 @@ def test_test_step_matches_a_hand_computation(batches):
     same_class = np.argmax(student_logits, -1) == np.argmax(teacher_logits, -1)
     assert 0 < np.mean(same_class) < 1  # untrained nets: the check can fail
     assert results["agreement"] == pytest.approx(np.mean(same_class))
+
+
+def test_validation_without_the_teacher_is_the_label_loss_and_never_calls_it(batches):
+    teacher, student = make_models()
+    x, y = batches
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the teacher ran on the validation split")
+
+    teacher.call = refuse
+    distiller = make_distiller(teacher, student, validation_teacher=False)
+    results = distiller.evaluate(
+        data.pipeline(x, y, batch_size=32), return_dict=True, verbose=0
+    )
+    assert set(results) == {"loss", "hard_loss", "accuracy"}  # no zeros logged
+    logits = student.predict(x.astype(np.float32), verbose=0)
+    cross_entropy = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    assert results["loss"] == pytest.approx(float(cross_entropy(y, logits)), rel=1e-5)
+    assert results["hard_loss"] == results["loss"]
+    assert results["accuracy"] == pytest.approx(np.mean(logits.argmax(-1) == y))
 
 
 def test_cached_teacher_logits_give_the_same_loss_as_the_online_teacher(batches):

@@ -161,7 +161,10 @@ def test_a_dkd_run_logs_its_terms_and_the_sweep_refuses_it(tiny_config, tmp_path
         os.path.join(run_dir.root, "distilling", "metrics.json")
     )
     assert metrics["method"] == "dkd" and metrics["beta"] == 8.0
-    assert {"tckd", "nckd", "val_tckd", "val_nckd"} <= set(metrics["history"])
+    # The teacher does not see the validation split by default: DKD's terms are
+    # logged for training only.
+    assert {"tckd", "nckd", "val_loss"} <= set(metrics["history"])
+    assert "val_tckd" not in metrics["history"]
     report = open(os.path.join(run_dir.root, "report.md")).read()
     assert (
         "| distilled student (dkd, T=4, alpha=1, beta=8, warmup_epochs=2, "
@@ -184,6 +187,7 @@ def test_generations_chain_each_seed_on_the_previous_generation(tiny_config, tmp
 
     tiny_config.distill.generations = 2
     tiny_config.num_seeds = 2
+    tiny_config.distill.validation_teacher = True  # val_agreement, checked below
     run_dir = run_mode(tiny_config, tmp_path)
     report = outputs.read_json(run_dir.file("report.json"))
     assert set(report["models"]) == {

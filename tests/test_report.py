@@ -47,6 +47,7 @@ def tiny(name):
 def run(tmp_path_factory):
     root = tmp_path_factory.mktemp("report")
     config = tiny("tiny")
+    config.distill.validation_teacher = True  # val_agreement, checked below
     workdir, tb = str(root / "run"), str(root / "tb")
     results = experiment.run(config, workdir=workdir, mode="all", tensorboard_dir=tb)
     sweep = experiment.run(config, workdir=workdir, mode="sweep", tensorboard_dir=tb)

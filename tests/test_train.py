@@ -31,6 +31,11 @@ def test_distilling_with_alpha_one_reproduces_the_student_alone(tiny_config, tmp
     alone, distilled = results["student"]["history"], results["distilling"]["history"]
     np.testing.assert_allclose(alone["loss"], distilled["loss"], rtol=1e-5)
     np.testing.assert_allclose(alone["val_accuracy"], distilled["val_accuracy"])
+    # Without the validation teacher (the default) the distilled student validates
+    # on the labels alone: its val_loss is the student alone's cross-entropy.
+    assert not tiny_config.distill.validation_teacher
+    np.testing.assert_allclose(alone["val_loss"], distilled["val_loss"], rtol=1e-5)
+    assert "val_soft_loss" not in distilled and "val_agreement" not in distilled
     assert results["student"]["test_accuracy"] == pytest.approx(
         results["distilling"]["test_accuracy"]
     )
@@ -62,6 +67,7 @@ def test_one_teacher_epoch_on_real_fashion_mnist(tmp_path):
 def test_cached_and_online_teacher_train_the_same_student(tiny_config, tmp_path):
     workdir, tb = str(tmp_path / "run"), str(tmp_path / "tb")
     experiment.run(tiny_config, workdir=workdir, mode="teacher", tensorboard_dir=tb)
+    tiny_config.distill.validation_teacher = True  # validation losses compared too
     histories = {}
     for cached in (True, False):
         tiny_config.distill.cache_teacher_logits = cached
@@ -70,7 +76,7 @@ def test_cached_and_online_teacher_train_the_same_student(tiny_config, tmp_path)
         )
         histories[cached] = results["distilling"]["history"]
         assert (results["distilling"]["teacher_pass_seconds"] > 0) == cached
-    for key in ("loss", "soft_loss", "val_loss", "val_accuracy"):
+    for key in ("loss", "soft_loss", "val_loss", "val_soft_loss", "val_agreement"):
         np.testing.assert_allclose(
             histories[True][key], histories[False][key], rtol=1e-5, err_msg=key
         )

@@ -112,11 +112,13 @@ def test_distilling_on_cached_views_says_so_and_bad_settings_are_refused(
     config = tiny_config
     set_key(config, "augment.translate", 1)
     set_key(config, "distill.cached_views", 2)
+    set_key(config, "distill.cache_top_k", 3)
     run_dir = run_mode(config, tmp_path)
     metrics = json.loads(open(run_dir.model("distilling").metrics).read())
     assert metrics["teacher"] == "cached_views" and metrics["cached_views"] == 2
+    assert metrics["cache_top_k"] == 3
     report = open(run_dir.file("report.md")).read()
-    assert "teacher on 2 cached views per image" in report
+    assert "teacher on 2 cached views per image, top 3 logits kept" in report
 
     from tf_distill import validation
 
@@ -126,4 +128,20 @@ def test_distilling_on_cached_views_says_so_and_bad_settings_are_refused(
     set_key(config, "augment.translate", 1)
     set_key(config, "augment.color_jitter", 0.2)
     with pytest.raises(ValueError, match="config.augment.color_jitter=0.2"):
+        validation.validate(config)
+    set_key(config, "augment.color_jitter", 0.0)
+    with config.ignore_type():  # as a config file could set it
+        set_key(config, "distill.validation_teacher", "yes")
+    with pytest.raises(
+        ValueError, match="config.distill.validation_teacher='yes': expected True/False"
+    ):
+        validation.validate(config)
+    with config.ignore_type():
+        set_key(config, "distill.validation_teacher", False)
+    set_key(config, "distill.cache_top_k", -1)
+    with pytest.raises(ValueError, match="config.distill.cache_top_k=-1: expected"):
+        validation.validate(config)
+    set_key(config, "distill.cache_top_k", 3)
+    set_key(config, "distill.cache_teacher_logits", False)
+    with pytest.raises(ValueError, match="config.distill.cache_top_k=3: nothing is"):
         validation.validate(config)

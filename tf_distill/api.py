@@ -46,6 +46,7 @@ def distill(
     method: methods.KD | None = None,
     optimizer: keras.optimizers.Optimizer | None = None,
     cache_teacher_logits: bool = True,
+    validation_teacher: bool = False,
     seed: int = 0,
     callbacks: list[keras.callbacks.Callback] | None = None,
     verbose: int | str = "auto",
@@ -67,6 +68,11 @@ def distill(
             pass instead of one per step. Only right when `train_data` is the same
             each pass: with random augmentation in your pipeline, pass False and
             the teacher runs in every step on the student's batch.
+        validation_teacher: also run the teacher over `validation_data` (cached
+            with the training logits, or per step), so the history holds
+            `val_soft_loss` and `val_agreement`; False validates on the labels
+            alone (`val_loss` is then the student's cross-entropy) and spares
+            that pass.
         callbacks, verbose: passed to `keras.Model.fit`.
 
     Returns:
@@ -83,6 +89,7 @@ def distill(
         train_data,
         validation_data,
         cache=cache_teacher_logits,
+        validation_teacher=validation_teacher,
         epochs=epochs,
         seed=seed,
     )
@@ -91,6 +98,7 @@ def distill(
             student=student,
             teacher=None if cache_teacher_logits else teacher,
             method=method,
+            validation_teacher=validation_teacher,
         )
         distiller.compile(
             optimizer=optimizer
@@ -114,7 +122,9 @@ def distill(
     )
 
 
-def _batches(teacher, train_data, validation_data, *, cache, epochs, seed):
+def _batches(
+    teacher, train_data, validation_data, *, cache, validation_teacher, epochs, seed
+):
     """(training batches, steps per epoch, validation batches, seconds of the
     teacher's pass): with `cache`, batches carrying the teacher's logits from one
     pass; else the user's pipelines as they are (the teacher runs in each step)."""
@@ -123,8 +133,14 @@ def _batches(teacher, train_data, validation_data, *, cache, epochs, seed):
         return train_data.repeat(), _count_batches(train_data), validation_data, 0.0
     start = time.perf_counter()
     train_ds, steps, val = _cached_batches(
-        teacher, train_data, validation_data, epochs=epochs, seed=seed
+        teacher,
+        train_data,
+        validation_data if validation_teacher else None,
+        epochs=epochs,
+        seed=seed,
     )
+    if not validation_teacher:
+        val = validation_data  # the labels alone: as the user gave it
     return train_ds, steps, val, time.perf_counter() - start
 
 

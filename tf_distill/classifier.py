@@ -56,7 +56,9 @@ class Settings:
     augment: augment.AugmentSpec = augment.AugmentSpec()
     cache_teacher_logits: bool = True
     cache_dtype: str = "float32"
+    cache_top_k: int = 0  # keep the k largest logits (topk.py); 0: all
     cached_views: int = 0  # K augmented views per image, the teacher run on each
+    validation_teacher: bool = False  # the teacher also on the validation split
     teacher_batch_size: int = 256
     teacher_dtype: str = "float32"
     export_tflite: bool = True
@@ -178,6 +180,7 @@ class ClassifierTask:
                 # Unused with cached logits; then the teacher is not even traced.
                 teacher=teacher if signal.path == teacher_cache.PER_STEP else None,
                 method=method,
+                validation_teacher=self.settings.validation_teacher,
             )
             distiller.compile(
                 optimizer=self._optimizer(epochs, steps),

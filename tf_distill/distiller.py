@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from tf_distill import methods
+from tf_distill import losses, methods
 from tf_distill.measure import top1_agreement
 
 
@@ -29,6 +29,13 @@ class Distiller(keras.Model):
     `tf.distribute` strategy the gradients summed across replicas are those of one
     replica seeing the whole batch (tests/test_distribute.py).
 
+    Validation (`test_step`) runs the same loss against the teacher, or, with
+    `validation_teacher=False`, the student alone on the labels: `val_loss` is then
+    the cross-entropy a student trained alone reports, `val_accuracy` the same as
+    ever, and no `val_soft_loss` or `val_agreement` is logged; the teacher never
+    sees the validation split (no caching pass over it, no forward pass per
+    validation step).
+
     `call()` returns the student's logits; only the student is ever exported.
     """
 
@@ -40,6 +47,7 @@ class Distiller(keras.Model):
         method=None,
         temperature: float | None = None,
         alpha: float | None = None,
+        validation_teacher: bool = True,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -50,6 +58,7 @@ class Distiller(keras.Model):
         elif temperature is not None or alpha is not None:
             raise ValueError("Give either a method or temperature and alpha, not both")
         self.method = method
+        self.validation_teacher = validation_teacher
         self.student = student
         self.teacher = teacher
         if teacher is not None:
@@ -160,12 +169,26 @@ class Distiller(keras.Model):
         return self._update_trackers(per_example, y, teacher_logits, student_logits)
 
     def test_step(self, data):
+        if not self.validation_teacher:
+            return self._labels_only_step(data[0], data[1])
         x, y, teacher_logits, t_features = self._teacher_side(data)
         student_logits, s_features = self._student_side(x, training=False)
         per_example = self._per_example_losses(
             y, teacher_logits, student_logits, t_features, s_features
         )
         return self._update_trackers(per_example, y, teacher_logits, student_logits)
+
+    def _labels_only_step(self, x, y):
+        """Validation without the teacher: the label loss (as `loss` and
+        `hard_loss`) and the accuracy; the trackers it cannot fill stay out of the
+        logs rather than log zeros."""
+        student_logits = self.student(x, training=False)
+        hard = losses.hard_loss(labels=y, logits=student_logits)
+        logged = [t for t in self.loss_trackers if t.name in ("loss", "hard_loss")]
+        for tracker in logged:
+            tracker.update_state(hard)
+        self.accuracy.update_state(y, student_logits)
+        return {m.name: m.result() for m in (*logged, self.accuracy)}
 
 
 def _global_batch_size(y):

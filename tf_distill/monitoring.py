@@ -3,7 +3,8 @@
 Every epoch (Keras' own callback): `epoch_loss`, `epoch_accuracy`,
 `epoch_learning_rate`, and for the distilled student `epoch_hard_loss`,
 `epoch_soft_loss` and `epoch_agreement` (top-1 agreement with the teacher), in
-`train/` and, the learning rate aside, in `validation/`. Every
+`train/` and, the learning rate aside, in `validation/` (the soft loss and the
+agreement there only with config.distill.validation_teacher). Every
 `config.tensorboard.every_steps` training steps, in `train/`: the same training
 scalars as `batch_<name>` (running means over the epoch so far, as Keras' progress
 bar shows them) and `batch_learning_rate`, with the global training step as x.

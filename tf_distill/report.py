@@ -75,7 +75,7 @@ def write(run_dir: RunDir, results: dict[str, dict], *, title: str) -> dict:
         # How the students were distilled (methods.*.describe()), from the first.
         "method": {
             k: runs["distilling"][0][k]
-            for k in (*METHOD_KEYS, "teacher", "cached_views")
+            for k in (*METHOD_KEYS, "teacher", "cached_views", "cache_top_k")
             if k in runs["distilling"][0]
         },
     }
@@ -210,6 +210,8 @@ def _method_text(method: dict) -> str:
             parts.append(f"{names.get(key, key)}={method[key]:g}")
     if method.get("teacher") in TEACHER_PATH:
         parts.append(TEACHER_PATH[method["teacher"]].format(**method))
+    if method.get("cache_top_k"):
+        parts.append(f"top {method['cache_top_k']} logits kept")
     return ", ".join(parts)
 
 

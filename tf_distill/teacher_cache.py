@@ -18,7 +18,7 @@ import keras
 import numpy as np
 from absl import logging
 
-from tf_distill import data, models, views
+from tf_distill import data, models, topk, views
 
 
 def teacher_logits(
@@ -30,21 +30,31 @@ def teacher_logits(
 
 
 def compute(
-    teacher: keras.Model, splits: tuple[np.ndarray, ...], *, batch_size: int, dtype: str
-) -> tuple[tuple[np.ndarray, ...], float]:
-    """(the teacher's logits on each array of `splits`, the seconds it took)."""
+    teacher: keras.Model, x: np.ndarray, *, batch_size: int, dtype: str, top_k: int = 0
+) -> tuple[np.ndarray | topk.TopK, float]:
+    """(the teacher's logits on `x`, in `dtype`, kept to their `top_k` largest
+    when 0 < top_k < classes; the seconds it took)."""
     start = time.perf_counter()
-    logits = tuple(
-        teacher_logits(teacher, x, batch_size=batch_size, dtype=dtype) for x in splits
+    logits = compact(
+        teacher_logits(teacher, x, batch_size=batch_size, dtype=dtype), top_k
     )
     seconds = time.perf_counter() - start
     logging.info(
-        "Cached the teacher's logits for %s examples in %.1f s (stored as %s)",
-        " + ".join(str(len(x)) for x in logits),
+        "Cached the teacher's logits for %d examples in %.1f s (stored as %s%s)",
+        len(x),
         seconds,
         dtype,
+        f", top {top_k}" if isinstance(logits, topk.TopK) else "",
     )
     return logits, seconds
+
+
+def compact(logits: np.ndarray, top_k: int) -> np.ndarray | topk.TopK:
+    """`logits` kept to their `top_k` largest (topk.TopK); as they are when top_k
+    is 0 or covers every class."""
+    if not 0 < top_k < logits.shape[-1]:
+        return logits
+    return topk.TopK.of(logits, top_k, logits.dtype.name)
 
 
 # How a distilled student gets the teacher's logits (metrics.json "teacher").
@@ -55,7 +65,8 @@ CACHED, VIEWS, PER_STEP = "cached", "cached_views", "per_step"
 class TeacherSignal:
     """What one distilled student trains with: the path, the validation batches
     (with the teacher's logits when cached), the training logits ((n, classes),
-    or (n, K, classes) on views) and the views' parameters, the teacher's seconds."""
+    or (n, K, classes) on views, or their topk.TopK form) and the views'
+    parameters, the teacher's seconds."""
 
     path: str
     val_ds: object
@@ -68,6 +79,8 @@ class TeacherSignal:
         out = {"teacher": self.path}
         if self.path == VIEWS:
             out["cached_views"] = self.views
+        if isinstance(self.train_logits, topk.TopK):
+            out["cache_top_k"] = self.train_logits.k
         return out
 
 
@@ -81,13 +94,15 @@ class TeacherSignals:
         self.x_train = x_train  # what the distilled student trains on
         self.strategy = strategy
         self.val_ds = val_ds
-        self._logits = self._logits_teacher = None
+        self._teacher, self._logits = None, {}  # split -> (logits, seconds)
         self._views = self._views_teacher = None
 
     def of(self, teacher: keras.Model, features: bool = False) -> TeacherSignal:
         """Cached once per image (no augmentation), on K cached augmented views
         per image (settings.cached_views), or the teacher in every step
-        (augmented images without views, a features method, caching off)."""
+        (augmented images without views, a features method, caching off). The
+        validation split gets the teacher's logits only with
+        settings.validation_teacher."""
         s = self.settings
         augmented = s.augment.enabled_for(distilling=True)
         if not s.cache_teacher_logits or features or (augmented and not s.cached_views):
@@ -98,43 +113,61 @@ class TeacherSignals:
                 why = ": the training images are augmented"
             logging.info("The teacher runs in every training step (not cached%s).", why)
             return TeacherSignal(PER_STEP, self.val_ds)
-        (train_logits, val_logits), seconds = self._cached_logits(teacher)
-        # The validation loss compares with the teacher's logits too.
-        val_ds = data.pipeline(
-            self.splits.x_val,
-            self.splits.y_val,
-            batch_size=s.batch_size,
-            extra=val_logits,
-        )
+        val_ds, val_seconds = self._validation(teacher)
         if not augmented:
-            return TeacherSignal(CACHED, val_ds, train_logits, seconds=seconds)
+            train_logits, seconds = self._cached(teacher, "train")
+            return TeacherSignal(
+                CACHED, val_ds, train_logits, seconds=seconds + val_seconds
+            )
         params, logits, view_seconds = self._cached_views(teacher)
         return TeacherSignal(
             VIEWS,
             val_ds,
             logits,
             params=params,
-            seconds=seconds + view_seconds,
+            seconds=view_seconds + val_seconds,
             views=s.cached_views,
         )
+
+    def _validation(self, teacher):
+        """(validation batches, with the teacher's logits if asked for; seconds)."""
+        if not self.settings.validation_teacher:
+            logging.info(
+                "Validation on the labels alone: the teacher does not see the "
+                "validation split (config.distill.validation_teacher=False)"
+            )
+            return self.val_ds, 0.0
+        val_logits, seconds = self._cached(teacher, "validation")
+        val_ds = data.pipeline(
+            self.splits.x_val,
+            self.splits.y_val,
+            batch_size=self.settings.batch_size,
+            extra=val_logits,
+        )
+        return val_ds, seconds
 
     def _inference_copy(self, teacher):
         return models.teacher_for_inference(
             teacher, self.settings.teacher_dtype, self.strategy
         )
 
-    def _cached_logits(self, teacher):
-        """((train, val) logits, seconds) of the teacher on the raw images."""
-        if self._logits is None or self._logits_teacher is not teacher:
+    def _cached(self, teacher, split):
+        """(the teacher's logits on the raw images of `split`, "train" or
+        "validation", and the seconds they took), computed once per teacher."""
+        if self._teacher is not teacher:
+            self._teacher, self._logits = teacher, {}
+        if split not in self._logits:
             s = self.settings
-            self._logits_teacher = teacher
-            self._logits = compute(
+            x = self.x_train if split == "train" else self.splits.x_val
+            logits, seconds = compute(
                 self._inference_copy(teacher),
-                (self.x_train, self.splits.x_val),
+                x,
                 batch_size=s.teacher_batch_size,
                 dtype=s.cache_dtype,
+                top_k=s.cache_top_k,
             )
-        return self._logits
+            self._logits[split] = (logits, seconds)
+        return self._logits[split]
 
     def _cached_views(self, teacher):
         """(parameters, logits, seconds) of the teacher on the cached views."""
@@ -151,5 +184,5 @@ class TeacherSignals:
                 dtype=s.cache_dtype,
             )
             self._views_teacher = teacher
-            self._views = (params, logits, seconds)
+            self._views = (params, compact(logits, s.cache_top_k), seconds)
         return self._views

@@ -141,6 +141,32 @@ def _teachers(c: Checker, config: ml_collections.ConfigDict) -> None:
     )
 
 
+def _cache_top_k(c: Checker, config: ml_collections.ConfigDict) -> None:
+    """config.distill.cache_top_k: k >= 0, and only where logits are cached."""
+    k, d = config.distill.cache_top_k, config.distill
+    c.check(is_int(k) and k >= 0, "distill.cache_top_k", "expected an integer >= 0")
+    if not k:
+        return
+    a = config.augment
+    # As teacher_cache.TeacherSignals.of decides (mixup counts: the distilled
+    # student's images are mixed).
+    augmented = (
+        a.translate or a.flip != "none" or a.rotation or a.color_jitter or a.mixup
+    )
+    per_step = (
+        not d.cache_teacher_logits
+        or d.method == "hint"
+        or (augmented and not d.cached_views)
+    )
+    c.check(
+        not per_step,
+        "distill.cache_top_k",
+        "nothing is cached here (the teacher runs in every step: caching is off, "
+        "the method reads features, or the images are augmented without "
+        "distill.cached_views); set it to 0",
+    )
+
+
 def _cached_views(c: Checker, config: ml_collections.ConfigDict) -> None:
     """config.distill.cached_views: K >= 0, for augmented images only."""
     k = config.distill.cached_views
@@ -198,6 +224,9 @@ def _distill(c: Checker, config: ml_collections.ConfigDict) -> None:
     )
     c.positive_int("distill.teacher_batch_size")
     c.positive_int("distill.generations")
+    _cache_top_k(c, config)
+    for key in ("distill.cache_teacher_logits", "distill.validation_teacher"):
+        c.check(isinstance(c.get(key), bool), key, "expected True/False")
     _cached_views(c, config)
     if config.distill.method == "hint":
         for key in ("distill.hint.teacher_layer", "distill.hint.student_layer"):

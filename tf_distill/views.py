@@ -30,7 +30,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from tf_distill import augment
+from tf_distill import augment, data, topk
 
 # The columns of a view's parameters.
 PARAMS = ("dy", "dx", "flip_h", "flip_v", "angle", "partner", "mix")
@@ -141,7 +141,7 @@ def pipeline(
     x: np.ndarray,
     y: np.ndarray,
     params: np.ndarray,
-    logits: np.ndarray,
+    logits: np.ndarray | topk.TopK,
     *,
     batch_size: int,
     shuffle_seed: int,
@@ -154,7 +154,11 @@ def pipeline(
     """
     n, k = params.shape[:2]
     images, labels = tf.constant(x), tf.constant(y)
-    params_t, logits_t = tf.constant(params), tf.constant(logits)
+    params_t = tf.constant(params)
+    if isinstance(logits, topk.TopK):
+        columns = (tf.constant(logits.values), tf.constant(logits.classes))
+    else:
+        columns = (tf.constant(logits),)
     seed = tf.constant(shuffle_seed, tf.int64)
 
     def one_epoch(epoch):
@@ -172,9 +176,13 @@ def pipeline(
         p = tf.gather_nd(params_t, where)
         partner = tf.gather(images, tf.cast(p[:, _PARTNER], tf.int64))
         pixels = render(tf.gather(images, idx), partner, p)
-        teacher = tf.cast(tf.gather_nd(logits_t, where), tf.float32)
+        teacher = [tf.gather_nd(column, where) for column in columns]
+        if isinstance(logits, topk.TopK):
+            teacher = topk.expand(*teacher, logits.num_classes)
+        else:
+            teacher = tf.cast(teacher[0], tf.float32)
         return pixels, tf.gather(labels, idx), teacher
 
     ds = tf.data.Dataset.range(epochs.start, epochs.stop).flat_map(one_epoch)
     ds = ds.map(to_batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    return ds.prefetch(tf.data.AUTOTUNE)
+    return data.finish(ds)
