@@ -47,8 +47,8 @@ def main(argv):
     import keras
 
     from configs import mnist_cnn
+    from tf_distill import batches, experiment, models
     from tf_distill import config as config_lib
-    from tf_distill import data, experiment, models
 
     logging.set_verbosity(logging.WARNING)
     config = mnist_cnn.get_config()
@@ -73,7 +73,7 @@ def main(argv):
         for jit in (False, True):
             model.compile(jit_compile=jit)
             for batch in (256, 1024):
-                ds = data.pipeline(x, batch_size=batch)
+                ds = batches.pipeline(x, batch_size=batch)
                 seconds = best_of(
                     lambda m=model, d=ds: m.predict(d, verbose=0), FLAGS.repeats
                 )

@@ -70,8 +70,8 @@ def keras_distillation(config, splits, teacher):
     """Keras 3's own Distiller, configured like ours, timed the same way."""
     import keras
 
+    from tf_distill import batches, measure, models
     from tf_distill import config as config_lib
-    from tf_distill import data, measure, models
 
     keras.mixed_precision.set_global_policy("float32")
     keras.utils.set_random_seed(config.seed)  # the same initial student as ours
@@ -98,7 +98,7 @@ def keras_distillation(config, splits, teacher):
         optimizer=keras.optimizers.Adam(schedule, amsgrad=config.optimizer.amsgrad),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
     )
-    train_ds = data.pipeline(
+    train_ds = batches.pipeline(
         splits.x_train,
         splits.y_train,
         batch_size=config.batch_size,
@@ -114,7 +114,9 @@ def keras_distillation(config, splits, teacher):
         shuffle=False,
     )
     seconds = time.perf_counter() - start
-    test_ds = data.pipeline(splits.x_test, splits.y_test, batch_size=config.batch_size)
+    test_ds = batches.pipeline(
+        splits.x_test, splits.y_test, batch_size=config.batch_size
+    )
     accuracy = measure.evaluate(student, test_ds).accuracy
     return {
         "total_seconds": seconds,
@@ -125,9 +127,9 @@ def keras_distillation(config, splits, teacher):
 
 def teacher_pass(teacher, splits, batch_size):
     """Seconds of one inference pass of the teacher over the training set."""
-    from tf_distill import data
+    from tf_distill import batches
 
-    ds = data.pipeline(splits.x_train, batch_size=batch_size)
+    ds = batches.pipeline(splits.x_train, batch_size=batch_size)
     teacher.predict(ds.take(2), verbose=0)  # trace and warm up outside the clock
     start = time.perf_counter()
     teacher.predict(ds, verbose=0)
@@ -184,8 +186,8 @@ def main(argv):
     del argv
     import keras
 
+    from tf_distill import batches, experiment, measure
     from tf_distill import config as config_lib
-    from tf_distill import data, experiment, measure
 
     logging.set_verbosity(logging.WARNING)
     config = load_config(FLAGS.config, FLAGS.epochs)
@@ -205,7 +207,7 @@ def main(argv):
     teacher = keras.models.load_model(teacher_path)
     teacher.trainable = False
     teacher_accuracy = measure.evaluate(
-        teacher, data.pipeline(splits.x_test, splits.y_test, batch_size=1024)
+        teacher, batches.pipeline(splits.x_test, splits.y_test, batch_size=1024)
     ).accuracy
 
     rows = measure_floor(config, workdir, teacher, splits)

@@ -52,9 +52,9 @@ def _config():
 
 def _teacher_gflops(teacher, x, batch_size):
     """(GFLOP/s, examples/s) of one inference pass of the teacher over `x`."""
-    from tf_distill import data
+    from tf_distill import batches
 
-    ds = data.pipeline(x, batch_size=batch_size)
+    ds = batches.pipeline(x, batch_size=batch_size)
     teacher.predict(ds.take(2), verbose=0)  # trace outside the clock
     start = time.perf_counter()
     teacher.predict(ds, verbose=0)

@@ -24,8 +24,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import keras  # noqa: E402
 
 from configs import default  # noqa: E402
+from tf_distill import batches, distribute, models  # noqa: E402
 from tf_distill import config as config_lib  # noqa: E402
-from tf_distill import data, distribute, models  # noqa: E402
 from tf_distill.distiller import Distiller  # noqa: E402
 
 
@@ -56,7 +56,7 @@ def distil(strategy, splits, config):
             student=student, teacher=teacher, temperature=4.0, alpha=0.1
         )
         distiller.compile(optimizer=keras.optimizers.Adam(1e-2))
-    ds = data.pipeline(
+    ds = batches.pipeline(
         splits.x_train,
         splits.y_train,
         batch_size=config.batch_size,

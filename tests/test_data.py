@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from tests.conftest import SHARED_DATA, needs_shared_data
+from tf_distill import batches, idx
 from tf_distill import config as config_lib
-from tf_distill import data, idx
 
 # Published per-class counts (LeCun et al.; Fashion-MNIST is balanced).
 MNIST_TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
@@ -169,15 +169,17 @@ def test_pipeline_batches_casts_and_keeps_extras_aligned():
     x = np.arange(10, dtype=np.uint8).reshape(10, 1, 1, 1)
     y = np.arange(10, dtype=np.int32)
     extra = np.arange(10, dtype=np.float32)[:, None] * 2
-    batches = list(
-        data.pipeline(x, y, batch_size=4, extra=extra, shuffle_seed=3, epochs=range(1))
+    out = list(
+        batches.pipeline(
+            x, y, batch_size=4, extra=extra, shuffle_seed=3, epochs=range(1)
+        )
     )
-    assert [len(b[1]) for b in batches] == [4, 4, 2]
-    for bx, by, be in batches:
+    assert [len(b[1]) for b in out] == [4, 4, 2]
+    for bx, by, be in out:
         assert bx.dtype == np.float32
         np.testing.assert_array_equal(bx.numpy().ravel(), by.numpy())
         np.testing.assert_array_equal(be.numpy().ravel(), 2 * by.numpy())
-    assert sorted(np.concatenate([b[1] for b in batches])) == list(range(10))
+    assert sorted(np.concatenate([b[1] for b in out])) == list(range(10))
 
 
 def test_validation_fraction_must_leave_examples(idx_folder):
@@ -193,7 +195,7 @@ def test_each_epochs_order_depends_on_the_seed_and_the_epoch_alone():
     y = np.arange(20, dtype=np.int32)
 
     def orders(epochs, seed=3):
-        ds = data.pipeline(x, y, batch_size=20, shuffle_seed=seed, epochs=epochs)
+        ds = batches.pipeline(x, y, batch_size=20, shuffle_seed=seed, epochs=epochs)
         return [list(by.numpy()) for _, by in ds]
 
     three = orders(range(3))
@@ -205,7 +207,7 @@ def test_each_epochs_order_depends_on_the_seed_and_the_epoch_alone():
     keras.utils.set_random_seed(0)
     assert orders(range(2), seed=0) == orders(range(2), seed=0)
     with pytest.raises(ValueError, match="needs the epochs"):
-        data.pipeline(x, y, batch_size=4, shuffle_seed=3)
+        batches.pipeline(x, y, batch_size=4, shuffle_seed=3)
 
 
 def test_a_prepared_tfds_dataset_loads_offline_with_its_class_names(tmp_path):

@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from tf_distill import Distiller, data
+from tf_distill import Distiller, batches
 from tf_distill.losses import distillation_loss
 
 T, ALPHA = 3.0, 0.3
@@ -28,7 +28,7 @@ def make_models():
 
 
 @pytest.fixture
-def batches():
+def examples():
     rng = np.random.default_rng(0)
     x = rng.integers(0, 17, size=(96, 8, 8, 1)).astype(np.uint8)
     y = rng.integers(0, 10, size=96).astype(np.int32)
@@ -43,13 +43,13 @@ def make_distiller(teacher, student, **kwargs):
     return distiller
 
 
-def test_one_epoch_moves_the_student_and_not_the_teacher(batches):
+def test_one_epoch_moves_the_student_and_not_the_teacher(examples):
     teacher, student = make_models()
     teacher_before = [w.copy() for w in teacher.get_weights()]  # incl. BN statistics
     student_before = [w.copy() for w in student.get_weights()]
     distiller = make_distiller(teacher, student)
     distiller.fit(
-        data.pipeline(*batches, batch_size=32), epochs=1, verbose=0, shuffle=False
+        batches.pipeline(*examples, batch_size=32), epochs=1, verbose=0, shuffle=False
     )
     for before, after in zip(teacher_before, teacher.get_weights(), strict=True):
         np.testing.assert_array_equal(before, after)  # bit for bit
@@ -68,9 +68,9 @@ def test_only_student_variables_are_trainable():
     assert not teacher.trainable
 
 
-def test_tracker_names_are_the_history_keys(batches):
+def test_tracker_names_are_the_history_keys(examples):
     teacher, student = make_models()
-    ds = data.pipeline(*batches, batch_size=32)
+    ds = batches.pipeline(*examples, batch_size=32)
     history = make_distiller(teacher, student).fit(
         ds, validation_data=ds, epochs=1, verbose=0, shuffle=False
     )
@@ -78,12 +78,12 @@ def test_tracker_names_are_the_history_keys(batches):
     assert set(history.history) == set(names) | {f"val_{n}" for n in names}
 
 
-def test_test_step_matches_a_hand_computation(batches):
+def test_test_step_matches_a_hand_computation(examples):
     teacher, student = make_models()
     distiller = make_distiller(teacher, student)
-    x, y = batches
+    x, y = examples
     results = distiller.evaluate(
-        data.pipeline(x, y, batch_size=96), return_dict=True, verbose=0
+        batches.pipeline(x, y, batch_size=96), return_dict=True, verbose=0
     )
     xf = x.astype(np.float32)
     teacher_logits = teacher.predict(xf, verbose=0)
@@ -104,9 +104,9 @@ def test_test_step_matches_a_hand_computation(batches):
     assert results["agreement"] == pytest.approx(np.mean(same_class))
 
 
-def test_validation_without_the_teacher_is_the_label_loss_and_never_calls_it(batches):
+def test_validation_without_the_teacher_is_the_label_loss_and_never_calls_it(examples):
     teacher, student = make_models()
-    x, y = batches
+    x, y = examples
 
     def refuse(*args, **kwargs):
         raise AssertionError("the teacher ran on the validation split")
@@ -114,7 +114,7 @@ def test_validation_without_the_teacher_is_the_label_loss_and_never_calls_it(bat
     teacher.call = refuse
     distiller = make_distiller(teacher, student, validation_teacher=False)
     results = distiller.evaluate(
-        data.pipeline(x, y, batch_size=32), return_dict=True, verbose=0
+        batches.pipeline(x, y, batch_size=32), return_dict=True, verbose=0
     )
     assert set(results) == {"loss", "hard_loss", "accuracy"}  # no zeros logged
     logits = student.predict(x.astype(np.float32), verbose=0)
@@ -124,16 +124,16 @@ def test_validation_without_the_teacher_is_the_label_loss_and_never_calls_it(bat
     assert results["accuracy"] == pytest.approx(np.mean(logits.argmax(-1) == y))
 
 
-def test_cached_teacher_logits_give_the_same_loss_as_the_online_teacher(batches):
+def test_cached_teacher_logits_give_the_same_loss_as_the_online_teacher(examples):
     teacher, student = make_models()
     distiller = make_distiller(teacher, student)
-    x, y = batches
+    x, y = examples
     cached = teacher.predict(x.astype(np.float32), verbose=0)
     online = distiller.evaluate(
-        data.pipeline(x, y, batch_size=32), return_dict=True, verbose=0
+        batches.pipeline(x, y, batch_size=32), return_dict=True, verbose=0
     )
     offline = distiller.evaluate(
-        data.pipeline(x, y, batch_size=32, extra=cached), return_dict=True, verbose=0
+        batches.pipeline(x, y, batch_size=32, extra=cached), return_dict=True, verbose=0
     )
     for name in ("loss", "hard_loss", "soft_loss", "accuracy", "agreement"):
         assert offline[name] == pytest.approx(online[name], rel=1e-6)
@@ -147,14 +147,14 @@ def test_bad_hyperparameters_are_rejected():
         Distiller(student=student, teacher=teacher, temperature=2, alpha=1.5)
 
 
-def test_training_on_cached_logits_equals_training_with_the_teacher(batches):
+def test_training_on_cached_logits_equals_training_with_the_teacher(examples):
     """Same start, same batches: same per-epoch losses and same final student."""
-    x, y = batches
+    x, y = examples
     runs = []
     for cached in (False, True):
         teacher, student = make_models()  # same seed: identical initial weights
         extra = teacher.predict(x.astype(np.float32), verbose=0) if cached else None
-        ds = data.pipeline(x, y, batch_size=32, extra=extra)
+        ds = batches.pipeline(x, y, batch_size=32, extra=extra)
         history = make_distiller(teacher, student).fit(
             ds, epochs=2, verbose=0, shuffle=False
         )

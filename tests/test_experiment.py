@@ -114,8 +114,8 @@ def test_select_weights_measures_once_when_the_last_epoch_was_best():
 def test_early_stopping_ships_the_best_validation_epoch(tiny_config, tmp_path):
     """The default config's path: patience > 0 keeps the best-on-validation
     weights. The saved model must score the history's best val_accuracy."""
+    from tf_distill import batches, measure
     from tf_distill import config as config_lib
-    from tf_distill import data, measure
 
     tiny_config.early_stopping.patience = 3
     tiny_config.student.epochs = 8
@@ -134,7 +134,7 @@ def test_early_stopping_ships_the_best_validation_epoch(tiny_config, tmp_path):
     assert metrics["validation_accuracy"] == pytest.approx(max(history))
     splits = config_lib.load_data(tiny_config)
     model = keras.models.load_model(tmp_path / "run" / "student" / "model.keras")
-    val = data.pipeline(splits.x_val, splits.y_val, batch_size=64)
+    val = batches.pipeline(splits.x_val, splits.y_val, batch_size=64)
     val_accuracy = measure.evaluate(model, val).accuracy
     assert val_accuracy == pytest.approx(max(history), abs=1e-6)
     on_disk = json.loads((tmp_path / "run" / "student" / "metrics.json").read_text())

@@ -10,7 +10,7 @@ import tensorflow as tf
 
 from tests.conftest import REPO
 from tests.test_main import run_main
-from tf_distill import augment, data, models
+from tf_distill import augment, batches, models
 from tf_distill import config as config_lib
 from tf_distill.distiller import Distiller
 
@@ -172,7 +172,7 @@ class Recording(keras.Model):
 
 def _first_epoch(splits, augment_layer, *, batch_size):
     """The shuffled training batches of epoch 0, through `augment_layer`."""
-    return data.pipeline(
+    return batches.pipeline(
         splits.x_train,
         splits.y_train,
         batch_size=batch_size,
@@ -212,7 +212,7 @@ def test_teacher_and_student_see_the_same_augmented_batch(image_dir):
     raw_x = next(iter(first_epoch(None)))[0].numpy()
     assert not np.array_equal(student.seen[0], raw_x)
     # Evaluation pipelines and models carry no augmentation.
-    eval_x = next(iter(data.pipeline(splits.x_val, splits.y_val, batch_size=8)))[0]
+    eval_x = next(iter(batches.pipeline(splits.x_val, splits.y_val, batch_size=8)))[0]
     np.testing.assert_array_equal(eval_x.numpy(), splits.x_val[:8].astype(np.float32))
     assert "augment" not in [layer.name for layer in student.inner.layers]
 

@@ -182,8 +182,8 @@ def test_a_dkd_run_logs_its_terms_and_the_sweep_refuses_it(tiny_config, tmp_path
 def test_generations_chain_each_seed_on_the_previous_generation(tiny_config, tmp_path):
     """Born-again networks (Furlanello et al. 2018): generation 2 learns from
     generation 1's student of its seed, not from the teacher."""
+    from tf_distill import batches, measure, models
     from tf_distill import config as config_lib
-    from tf_distill import data, measure, models
 
     tiny_config.distill.generations = 2
     tiny_config.num_seeds = 2
@@ -209,7 +209,7 @@ def test_generations_chain_each_seed_on_the_previous_generation(tiny_config, tmp
     assert set(exported) == {"teacher", "student", "distilling", "distilling_gen2"}
 
     splits = config_lib.load_data(tiny_config)
-    val = data.pipeline(splits.x_val, batch_size=256)
+    val = batches.pipeline(splits.x_val, batch_size=256)
 
     def logits(name):
         model = models.load(os.path.join(run_dir.root, name, "model.keras"))

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tf_distill import data, topk, views
+from tf_distill import batches, topk, views
 
 
 def _softmax(z):
@@ -59,7 +59,9 @@ def test_the_pipelines_carry_each_examples_own_expanded_logits():
     expected = topk.expand(compact.values, compact.classes, classes).numpy()
 
     flat = topk.TopK(compact.values[:, 0], compact.classes[:, 0], classes)
-    ds = data.pipeline(x, y, batch_size=5, extra=flat, shuffle_seed=0, epochs=range(1))
+    ds = batches.pipeline(
+        x, y, batch_size=5, extra=flat, shuffle_seed=0, epochs=range(1)
+    )
     for _, labels, teacher in ds:
         np.testing.assert_allclose(teacher.numpy(), expected[labels.numpy(), 0])
 

@@ -9,7 +9,7 @@
 Any `keras.Model` that maps a batch of inputs to logits works, on your own tf.data
 pipeline of `(x, y)` batches (integer labels). The command line's classifier path
 uses the same pieces: `Distiller`, `methods`, `fitting.cosine_adam` and
-`data.pipeline`'s cached-logit batches.
+`batches.pipeline`'s cached-logit batches.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tf_distill import data, fitting, methods
+from tf_distill import batches, fitting, methods
 from tf_distill.distiller import Distiller
 
 
@@ -148,7 +148,7 @@ def _cached_batches(teacher, train_data, validation_data, *, epochs, seed):
     """(training batches with the teacher's logits for every epoch, steps per epoch,
     validation batches with logits or None), from one teacher pass over each."""
     (x, y, logits), batch_size = _with_logits(teacher, train_data, "train_data")
-    train_ds = data.pipeline(
+    train_ds = batches.pipeline(
         x,
         y,
         extra=logits,
@@ -161,7 +161,7 @@ def _cached_batches(teacher, train_data, validation_data, *, epochs, seed):
         (x_val, y_val, val_logits), val_batch = _with_logits(
             teacher, validation_data, "validation_data"
         )
-        val = data.pipeline(x_val, y_val, extra=val_logits, batch_size=val_batch)
+        val = batches.pipeline(x_val, y_val, extra=val_logits, batch_size=val_batch)
     return train_ds, math.ceil(len(y) / batch_size), val
 
 

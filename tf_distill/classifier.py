@@ -25,7 +25,7 @@ from absl import logging
 
 from tf_distill import (
     augment,
-    data,
+    batches,
     fitting,
     measure,
     metrics_json,
@@ -33,7 +33,6 @@ from tf_distill import (
     outputs,
     shipping,
     teacher_cache,
-    views,
 )
 from tf_distill import transfer as transfer_lib
 from tf_distill.distiller import Distiller
@@ -97,8 +96,8 @@ class ClassifierTask:
         self.run_dir = run_dir
         self.state = state  # resume.RunState: what a crashed run finished
         batch = settings.batch_size
-        self.val_ds = data.pipeline(splits.x_val, splits.y_val, batch_size=batch)
-        self.test_ds = data.pipeline(splits.x_test, splits.y_test, batch_size=batch)
+        self.val_ds = batches.pipeline(splits.x_val, splits.y_val, batch_size=batch)
+        self.test_ds = batches.pipeline(splits.x_test, splits.y_test, batch_size=batch)
         self.labelled = (splits.x_train, splits.y_train)
         self.transfer_set = transfer_lib.distillation_set(splits, transfer)
         if len(self.transfer_set[1]) > len(splits.y_train):
@@ -259,7 +258,6 @@ class ClassifierTask:
         distilled student's batches carry the teacher's `signal`."""
         paths = self.run_dir.model(key)
         x, y = train
-        teacher_logits = None if signal is None else signal.train_logits
         augmentation = augment.build(
             self.settings.augment,
             input_shape=self.splits.input_shape,
@@ -271,21 +269,19 @@ class ClassifierTask:
         def train_ds(epoch_range):
             # Epoch e's order depends on (seed, e) alone: the models of one seed
             # see the same batches, and a resumed run continues in that order.
-            if signal is not None and signal.path == teacher_cache.VIEWS:
-                return views.pipeline(
+            if signal is not None:
+                return signal.training_batches(
                     x,
                     y,
-                    signal.params,
-                    teacher_logits,
                     batch_size=self.settings.batch_size,
-                    shuffle_seed=seed,
+                    seed=seed,
                     epochs=epoch_range,
+                    augment=augmentation,
                 )
-            return data.pipeline(
+            return batches.pipeline(
                 x,
                 y,
                 batch_size=self.settings.batch_size,
-                extra=teacher_logits,
                 shuffle_seed=seed,
                 epochs=epoch_range,
                 augment=augmentation,

@@ -1,4 +1,4 @@
-"""Reading a config: the typed settings the library takes (with validation.py,
+"""Reading a config: the typed settings the library takes (with validation/,
 session.py and experiment.py, the only code that reads a ConfigDict; library
 functions take these dataclasses and plain values)."""
 

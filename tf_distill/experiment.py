@@ -2,7 +2,7 @@
 
     run(config, workdir=..., mode=...)  ->  MODES[mode](config, RunDir)
 
-With config.py, validation.py and session.py, this is the only code that reads a
+With config.py, validation/ and session.py, this is the only code that reads a
 config, and it owns the run directory (rundir.RunDir yields every path). A training
 mode opens a `Session` (strategy, data, teacher, run state, task), asks it for the
 models it names, and writes the run's report; `export` and `evaluate` work on what

@@ -15,7 +15,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tf_distill import data, losses
+from tf_distill import batches, losses
 
 # Inference speed is measured in batches of this size on up to this many test
 # examples, repeated until at least MIN_SECONDS have passed after a warm-up.
@@ -92,7 +92,7 @@ def evaluate(
 def inference_examples_per_second(model: keras.Model, x: np.ndarray) -> float:
     """Examples per second of `model(x, training=False)` in a traced function,
     in batches of INFERENCE_BATCH on this machine (uint8 pixels in, logits out)."""
-    ds = data.pipeline(x[:INFERENCE_EXAMPLES], batch_size=INFERENCE_BATCH).cache()
+    ds = batches.pipeline(x[:INFERENCE_EXAMPLES], batch_size=INFERENCE_BATCH).cache()
     predict = tf.function(
         lambda images: model(images, training=False), reduce_retracing=True
     )

@@ -5,7 +5,7 @@ augmented views (views.py) or computed in every step.
 When the training images are not augmented, the teacher's outputs never change, so
 one inference pass in large batches replaces a teacher pass in every training step
 of every epoch; the logits then travel with their examples through the shuffled
-pipeline (data.pipeline's `extra`). Both give the same loss on the same batch
+pipeline (batches.pipeline's `extra`). Both give the same loss on the same batch
 (tests/test_train.py).
 """
 
@@ -18,14 +18,14 @@ import keras
 import numpy as np
 from absl import logging
 
-from tf_distill import data, models, topk, views
+from tf_distill import batches, models, topk, views
 
 
 def teacher_logits(
     teacher: keras.Model, x: np.ndarray, *, batch_size: int = 256, dtype="float32"
 ) -> np.ndarray:
     """The teacher's logits on `x` (raw pixels), in one pass of large batches."""
-    ds = data.pipeline(x, batch_size=batch_size)
+    ds = batches.pipeline(x, batch_size=batch_size)
     return np.asarray(teacher.predict(ds, verbose=0)).astype(dtype)
 
 
@@ -83,6 +83,30 @@ class TeacherSignal:
             out["cache_top_k"] = self.train_logits.k
         return out
 
+    def training_batches(self, x, y, *, batch_size, seed, epochs, augment):
+        """The distilled student's training batches for `epochs` (a range):
+        (pixels, labels, the teacher's logits) from the cache or the views, or
+        (pixels, labels) for the teacher in every step; shuffled from `seed`."""
+        if self.path == VIEWS:
+            return views.pipeline(
+                x,
+                y,
+                self.params,
+                self.train_logits,
+                batch_size=batch_size,
+                shuffle_seed=seed,
+                epochs=epochs,
+            )
+        return batches.pipeline(
+            x,
+            y,
+            batch_size=batch_size,
+            extra=self.train_logits,
+            shuffle_seed=seed,
+            epochs=epochs,
+            augment=augment,
+        )
+
 
 class TeacherSignals:
     """The teacher's logits for the distilled students of a run, computed once
@@ -138,7 +162,7 @@ class TeacherSignals:
             )
             return self.val_ds, 0.0
         val_logits, seconds = self._cached(teacher, "validation")
-        val_ds = data.pipeline(
+        val_ds = batches.pipeline(
             self.splits.x_val,
             self.splits.y_val,
             batch_size=self.settings.batch_size,

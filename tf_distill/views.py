@@ -30,7 +30,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from tf_distill import augment, data, topk
+from tf_distill import augment, batches, topk
 
 # The columns of a view's parameters.
 PARAMS = ("dy", "dx", "flip_h", "flip_v", "angle", "partner", "mix")
@@ -185,4 +185,4 @@ def pipeline(
 
     ds = tf.data.Dataset.range(epochs.start, epochs.stop).flat_map(one_epoch)
     ds = ds.map(to_batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    return data.finish(ds)
+    return batches.finish(ds)

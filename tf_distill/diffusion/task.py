@@ -21,7 +21,7 @@ import keras
 import numpy as np
 from absl import logging
 
-from tf_distill import data, fitting, models, outputs
+from tf_distill import batches, fitting, models, outputs
 from tf_distill.diffusion import quality, sampler, trainers, unet
 from tf_distill.diffusion.settings import Settings
 from tf_distill.rundir import TEACHER
@@ -71,7 +71,7 @@ class DiffusionTask:
 
         def make_train(epochs):
             return unit(
-                data.pipeline(
+                batches.pipeline(
                     self.splits.x_train,
                     batch_size=s.batch_size,
                     shuffle_seed=s.seed,
@@ -79,7 +79,11 @@ class DiffusionTask:
                 )
             )
 
-        return make_train, unit(data.pipeline(self.splits.x_val, batch_size=256)), steps
+        return (
+            make_train,
+            unit(batches.pipeline(self.splits.x_val, batch_size=256)),
+            steps,
+        )
 
     def _fit(self, trainer, name: str, epochs: int, rate_key: str):
         make_train, val_ds, steps = self._datasets()

@@ -1,0 +1,40 @@
+"""`Checker`: one line naming `config.KEY`, its value and what was expected."""
+
+from __future__ import annotations
+
+import math
+
+import ml_collections
+
+
+class Checker:
+    """Raises ValueError naming `config.KEY`, its value and what was expected."""
+
+    def __init__(self, config: ml_collections.ConfigDict):
+        self.config = config
+
+    def get(self, dotted_key: str):
+        value = self.config
+        for part in dotted_key.split("."):
+            value = value[part]
+        return value
+
+    def check(self, ok: bool, key: str, expected: str) -> None:
+        if not ok:
+            raise ValueError(f"config.{key}={self.get(key)!r}: {expected}")
+
+    def positive_int(self, key: str) -> None:
+        value = self.get(key)
+        self.check(is_int(value) and value > 0, key, "expected a positive integer")
+
+
+def is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def is_number(value) -> bool:
+    return (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+    )
