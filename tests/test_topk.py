@@ -21,6 +21,7 @@ def test_expanded_logits_keep_the_top_classes_and_the_rests_total(shape):
     k = 3
     compact = topk.TopK.of(logits, k)
     assert compact.values.shape == (*shape[:-1], k + 1) and compact.k == k
+    assert compact.classes.dtype == np.int16  # 2 bytes a kept class
     expanded = topk.expand(compact.values, compact.classes, shape[-1]).numpy()
     exact, approx = _softmax(logits.astype(np.float64)), _softmax(expanded)
     top = np.argsort(-logits, axis=-1)[..., :k]
