@@ -99,9 +99,9 @@ def finish(ds: tf.data.Dataset) -> tf.data.Dataset:
     core idle for whole passes, at random: the same teacher pass over 20,000
     MNIST images took 11.3 s or exactly 20.5 s (9 of 19 runs slow, in several
     processes and thread settings), at the same CPU time, and 6 of 6 ran at
-    11.3-12.1 s with it off. AUTOTUNE then means as many parallel calls as cores and a prefetch
-    buffer that grows by itself (tf.data's legacy autotuning), which is all these
-    light pipelines (gather, cast, a small augmentation) need.
+    11.3-12.1 s with it off. AUTOTUNE then means as many parallel calls as cores
+    and a prefetch buffer that grows by itself (tf.data's legacy autotuning),
+    which is all these light pipelines (gather, cast, a small augmentation) need.
     """
     options = tf.data.Options()
     options.autotune.enabled = False
