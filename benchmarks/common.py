@@ -70,3 +70,35 @@ def flops_per_example(model) -> int:
             cin, cout = layer.kernel.shape
             total += 2 * cin * cout
     return int(total)
+
+
+# This CPU's float32 peak as issue 15 states it: 2 cores x 32 flop/cycle (two
+# 8-wide FMA units) x 2.45 GHz, its base clock; the cores run faster when they
+# boost, so gflops_sentence also measures a NumPy matrix product beside it.
+NOMINAL_PEAK_GFLOPS = 157.0
+
+
+def matmul_gflops() -> float:
+    """float32 GFLOP/s of a 2048^3 NumPy matrix product here, now (best of 3)."""
+    import time
+
+    import numpy as np
+
+    a = np.random.default_rng(0).random((2048, 2048), np.float32)
+    best = float("inf")
+    for _ in range(3):
+        start = time.perf_counter()
+        for _ in range(10):
+            a @ a
+        best = min(best, time.perf_counter() - start)
+    return 10 * 2 * 2048**3 / best / 1e9
+
+
+def gflops_sentence(flops_per_example: int, gflops: float, matmul: float) -> str:
+    """ "117 MFLOP per example, 208.4 GFLOP/s = 133% of the nominal ... peak, ..."."""
+    return (
+        f"{flops_per_example / 1e6:.0f} MFLOP per example, {gflops:.1f} GFLOP/s = "
+        f"{100 * gflops / NOMINAL_PEAK_GFLOPS:.0f}% of the nominal "
+        f"{NOMINAL_PEAK_GFLOPS:.0f} GFLOP/s peak, {100 * gflops / matmul:.0f}% of a "
+        f"NumPy float32 matrix product here ({matmul:.1f} GFLOP/s)"
+    )

@@ -254,34 +254,15 @@ def main(argv):
             )
 
 
-# This CPU's float32 peak as the issue states it: 2 cores x 32 flop/cycle (two
-# 8-wide FMA units) x 2.45 GHz, its base clock; it runs faster when it boosts.
-NOMINAL_PEAK_GFLOPS = 157.0
-
-
 def teacher_gflops(teacher, examples, rows):
     """The teacher pass's GFLOP/s (Conv2D and Dense multiply-adds x 2,
-    common.flops_per_example), printed against the nominal peak and against a
-    float32 matrix product measured here now (what the cores reach when boosting)."""
-    import numpy as np
-
-    flops = common.flops_per_example(teacher) * examples
-    achieved = flops / rows["teacher pass (f32)"]["total_seconds"] / 1e9
-    a = np.random.default_rng(0).random((2048, 2048), np.float32)
-    best = float("inf")
-    for _ in range(3):
-        start = time.perf_counter()
-        for _ in range(10):
-            a @ a
-        best = min(best, time.perf_counter() - start)
-    matmul = 10 * 2 * 2048**3 / best / 1e9
-    print(
-        f"teacher pass: {flops / examples / 1e6:.0f} MFLOP per example, "
-        f"{achieved:.1f} GFLOP/s = {100 * achieved / NOMINAL_PEAK_GFLOPS:.0f}% of "
-        f"the nominal {NOMINAL_PEAK_GFLOPS:.0f} GFLOP/s peak, "
-        f"{100 * achieved / matmul:.0f}% of a NumPy float32 matrix product here "
-        f"({matmul:.1f} GFLOP/s)"
-    )
+    common.flops_per_example), printed against the nominal peak and a NumPy
+    matrix product measured now."""
+    per_example = common.flops_per_example(teacher)
+    seconds = rows["teacher pass (f32)"]["total_seconds"]
+    achieved = per_example * examples / seconds / 1e9
+    matmul = common.matmul_gflops()
+    print("teacher pass: " + common.gflops_sentence(per_example, achieved, matmul))
     return {"teacher_pass": achieved, "numpy_matmul": matmul}
 
 

@@ -13,8 +13,8 @@ path fit in minutes here, it distils the same teacher twice over `--seeds` seeds
 
 It prints each path's wall time (teacher passes included), test accuracy (mean
 ± std over seeds), the speed ratio and the paired accuracy difference with its
-95% CI; and the teacher pass's throughput in GFLOP/s against this CPU's float32
-peak (2 cores x 32 flop/cycle x 2.45 GHz = 157 GFLOP/s). Results:
+95% CI; and the teacher pass's throughput in GFLOP/s against this CPU's nominal
+float32 peak and a NumPy matrix product measured in the same run. Results:
 benchmarks/README.md. Nothing here is chosen on the test split.
 """
 
@@ -35,8 +35,6 @@ flags.DEFINE_integer("translate", 2, "config.augment.translate, pixels.")
 flags.DEFINE_float("labeled_fraction", 0.1, "The share of the training split used.")
 flags.DEFINE_integer("teacher_epochs", 3, "Epochs of the teacher, if trained here.")
 FLAGS = flags.FLAGS
-
-PEAK_GFLOPS = 157.0  # this machine's float32 peak (benchmarks/README.md)
 
 
 def _config():
@@ -96,6 +94,7 @@ def main(argv):
         config.distill.teacher_batch_size,
     )
     diff = stats.paired_differences(cached["runs"], per_step["runs"])
+    matmul = common.matmul_gflops()
     lines = [
         f"# Cached views: {config.name}, {len(splits.y_train)} training images, "
         f"{FLAGS.epochs} epochs, translate +-{FLAGS.translate} px, {FLAGS.seeds} "
@@ -118,9 +117,8 @@ def main(argv):
         "per-step teacher (target >= 3x)",
         f"- accuracy, views minus per-step: {100 * diff['mean']:+.2f} points"
         + ("" if ci is None else f", 95% CI [{100 * ci[0]:+.2f}, {100 * ci[1]:+.2f}]"),
-        f"- teacher pass: {flops / 1e6:.0f} MFLOP/example, {rate:.0f} examples/s, "
-        f"{gflops:.1f} GFLOP/s = {100 * gflops / PEAK_GFLOPS:.0f}% of the "
-        f"{PEAK_GFLOPS:g} GFLOP/s float32 peak",
+        f"- teacher pass: {rate:.0f} examples/s, "
+        + common.gflops_sentence(flops, gflops, matmul),
     ]
     text = "\n".join(lines) + "\n"
     print(text)
@@ -131,6 +129,7 @@ def main(argv):
             "rows": rows,
             "difference": diff,
             "teacher_gflops": gflops,
+            "numpy_matmul_gflops": matmul,
             "teacher_examples_per_second": rate,
             "teacher_flops_per_example": flops,
         },

@@ -16,8 +16,6 @@ run directory, crash state, the teacher's cached logits); the experiment layer
 from __future__ import annotations
 
 import dataclasses
-import math
-from typing import NamedTuple
 
 import keras
 import numpy as np
@@ -64,15 +62,6 @@ class Settings:
     representative_examples: int = 500  # int8 calibration images
     representative_seed: int = 0
     fingerprint: str = ""  # of the run's config, stamped on every model's metrics
-
-
-class Steps(NamedTuple):
-    per_epoch: int
-    per_execution: int
-
-
-def _divisor_at_most(n, limit):
-    return max(d for d in range(1, min(n, limit) + 1) if n % d == 0)
 
 
 class ClassifierTask:
@@ -216,22 +205,9 @@ class ClassifierTask:
         keras.utils.set_random_seed(seed)
         return models.build_for(spec, self.splits, name=role)
 
-    def _steps(self, examples: int) -> Steps:
-        """Steps per epoch over `examples`, and per execution: the training
-        dataset runs on across epochs and Keras runs whole executions, so one must
-        not straddle two epochs (lowered to a divisor, with a warning)."""
-        per_epoch = math.ceil(examples / self.settings.batch_size)
-        asked = self.settings.steps_per_execution
-        per_execution = _divisor_at_most(per_epoch, asked)
-        if per_execution != asked:
-            logging.warning(
-                "steps_per_execution %d lowered to %d, the largest divisor of the "
-                "%d steps per epoch at most that",
-                asked,
-                per_execution,
-                per_epoch,
-            )
-        return Steps(per_epoch, per_execution)
+    def _steps(self, examples: int) -> fitting.Steps:
+        s = self.settings
+        return fitting.steps(examples, s.batch_size, s.steps_per_execution)
 
     def _optimizer(self, epochs, steps):
         s = self.settings

@@ -10,9 +10,11 @@ so they run (and are tested) without a run directory or a config.
 from __future__ import annotations
 
 import dataclasses
+import math
 import shutil
 import sys
 from collections.abc import Callable
+from typing import NamedTuple
 
 import keras
 import numpy as np
@@ -55,6 +57,32 @@ def cosine_adam(
         alpha=final_lr_fraction,
     )
     return keras.optimizers.Adam(learning_rate=schedule, amsgrad=amsgrad)
+
+
+class Steps(NamedTuple):
+    per_epoch: int
+    per_execution: int
+
+
+def steps(examples: int, batch_size: int, steps_per_execution: int) -> Steps:
+    """Steps per epoch over `examples`, and per execution: `fit`'s training
+    dataset runs on across epochs and Keras runs whole executions, so one must not
+    straddle two epochs (lowered to the largest divisor, with a warning)."""
+    per_epoch = math.ceil(examples / batch_size)
+    per_execution = max(
+        d
+        for d in range(1, min(per_epoch, steps_per_execution) + 1)
+        if per_epoch % d == 0
+    )
+    if per_execution != steps_per_execution:
+        logging.warning(
+            "steps_per_execution %d lowered to %d, the largest divisor of the "
+            "%d steps per epoch at most that",
+            steps_per_execution,
+            per_execution,
+            per_epoch,
+        )
+    return Steps(per_epoch, per_execution)
 
 
 def fit(

@@ -57,6 +57,21 @@ def compact(logits: np.ndarray, top_k: int) -> np.ndarray | topk.TopK:
     return topk.TopK.of(logits, top_k, logits.dtype.name)
 
 
+def per_step_reason(
+    *, cache: bool, features: bool, augmented: bool, views: int
+) -> str | None:
+    """Why the teacher must run in every training step, or None when its logits
+    are cached (once per image, or on cached views): the one place that decides,
+    for TeacherSignals.of and for the config's validation."""
+    if not cache:
+        return "caching is off (distill.cache_teacher_logits)"
+    if features:
+        return "the method reads the teacher's features"
+    if augmented and not views:
+        return "the training images are augmented (and distill.cached_views is 0)"
+    return None
+
+
 # How a distilled student gets the teacher's logits (metrics.json "teacher").
 CACHED, VIEWS, PER_STEP = "cached", "cached_views", "per_step"
 
@@ -129,13 +144,14 @@ class TeacherSignals:
         settings.validation_teacher."""
         s = self.settings
         augmented = s.augment.enabled_for(distilling=True)
-        if not s.cache_teacher_logits or features or (augmented and not s.cached_views):
-            why = ""
-            if features:
-                why = ": the method reads the teacher's features"
-            elif augmented:
-                why = ": the training images are augmented"
-            logging.info("The teacher runs in every training step (not cached%s).", why)
+        why = per_step_reason(
+            cache=s.cache_teacher_logits,
+            features=features,
+            augmented=augmented,
+            views=s.cached_views,
+        )
+        if why:
+            logging.info("The teacher runs in every training step: %s.", why)
             return TeacherSignal(PER_STEP, self.val_ds)
         val_ds, val_seconds = self._validation(teacher)
         if not augmented:

@@ -7,7 +7,7 @@ import os
 
 import ml_collections
 
-from tf_distill import methods, transfer
+from tf_distill import augment, methods, teacher_cache, transfer
 from tf_distill.validation.checker import Checker, is_int, is_number
 
 CACHE_DTYPES = ("float32", "float16")
@@ -75,23 +75,16 @@ def _cache_top_k(c: Checker, config: ml_collections.ConfigDict) -> None:
     c.check(is_int(k) and k >= 0, "distill.cache_top_k", "expected an integer >= 0")
     if not k:
         return
-    a = config.augment
-    # As teacher_cache.TeacherSignals.of decides (mixup counts: the distilled
-    # student's images are mixed).
-    augmented = (
-        a.translate or a.flip != "none" or a.rotation or a.color_jitter or a.mixup
-    )
-    per_step = (
-        not d.cache_teacher_logits
-        or d.method == "hint"
-        or (augmented and not d.cached_views)
+    why = teacher_cache.per_step_reason(
+        cache=d.cache_teacher_logits,
+        features=d.method == "hint",
+        augmented=augment.AugmentSpec(**config.augment).enabled_for(distilling=True),
+        views=d.cached_views,
     )
     c.check(
-        not per_step,
+        why is None,
         "distill.cache_top_k",
-        "nothing is cached here (the teacher runs in every step: caching is off, "
-        "the method reads features, or the images are augmented without "
-        "distill.cached_views); set it to 0",
+        f"nothing is cached: the teacher runs in every step, as {why}; set it to 0",
     )
 
 
