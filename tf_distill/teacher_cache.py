@@ -151,7 +151,9 @@ class TeacherSignals:
             views=s.cached_views,
         )
         if why:
-            logging.info("The teacher runs in every training step: %s.", why)
+            logging.info(
+                "The teacher runs in every training step (not cached: %s).", why
+            )
             return TeacherSignal(PER_STEP, self.val_ds)
         val_ds, val_seconds = self._validation(teacher)
         if not augmented:
