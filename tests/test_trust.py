@@ -124,7 +124,10 @@ def test_ctrl_c_stops_with_one_line_and_the_rerun_resumes(tmp_path):
         "--model=student",
         f"--workdir={run}",
         *tiny_flags(),
-        "--config.student.epochs=4",
+        # Long enough that the run is still training after its first backup:
+        # 4 epochs (2.6 s since the input pipeline got faster) could finish,
+        # and remove the backup, between two looks at it.
+        "--config.student.epochs=12",
         "--config.batch_size=2",
     ]
     proc = subprocess.Popen(
@@ -140,6 +143,7 @@ def test_ctrl_c_stops_with_one_line_and_the_rerun_resumes(tmp_path):
     while not metadata.exists() and proc.poll() is None:
         assert time.monotonic() < deadline, "no backup in 300 s"
         time.sleep(0.02)
+    assert proc.poll() is None, "the run ended before it could be interrupted"
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 130, stderr[-2000:]
@@ -154,7 +158,7 @@ def test_ctrl_c_stops_with_one_line_and_the_rerun_resumes(tmp_path):
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     metrics = _read(run / "student" / "metrics.json")
     seconds = metrics["history"]["epoch_seconds"]
-    assert len(seconds) == 4  # the epochs before the interruption count too
+    assert len(seconds) == 12  # the epochs before the interruption count too
     assert metrics["train_seconds"] == pytest.approx(sum(seconds))
 
 
