@@ -27,7 +27,7 @@ def paired_row(name, runs, alone, teacher_accuracy, seconds) -> dict:
     """One table row: mean validation and test accuracy of `runs` (one metrics
     dict per seed), the gain over `alone` paired per seed with its 95% CI, the
     share of the teacher's lead recovered, and the wall time."""
-    from tf_distill import stats
+    from tf_distill.reports import stats
 
     gains = stats.paired_differences(runs, alone)
     recovered = stats.gap_recovered(runs, alone, teacher_accuracy)

@@ -9,7 +9,8 @@ Trains teacher, student alone and distilled student with `--model=all` unless
 teacher and the distilled student, in one process:
 
   - size on disk of the SavedModel and of the float32 and int8 LiteRT files;
-  - test accuracy of each artefact, run as a client runs it (tf_distill.serving);
+  - test accuracy of each artefact, run as a client runs it
+    (tf_distill.shipping.clients);
   - single-example latency: the SavedModel's serving_default signature in the
     TensorFlow runtime, and each .tflite file in the LiteRT interpreter; the
     median of --runs calls on one test image, after warm-up calls;
@@ -59,9 +60,12 @@ def main(argv):
     import keras
     import tensorflow as tf
 
-    from tf_distill import config as config_lib
-    from tf_distill import experiment, measure, outputs, serving
-    from tf_distill.rundir import RunDir
+    from tf_distill import experiment
+    from tf_distill.models import measure
+    from tf_distill.outputs import files
+    from tf_distill.outputs.rundir import RunDir
+    from tf_distill.shipping import clients
+    from tf_distill.tasks.classifier import settings as config_lib
 
     config = common.load_config(FLAGS.config, name_prefix="export")
     config.export.tflite = True
@@ -78,7 +82,7 @@ def main(argv):
     if not set(MODELS) <= set(found):
         logging.info("Training teacher, student and distilled student in %s", workdir)
         experiment.run(config, workdir=workdir, mode="all")
-    elif any(not serving.artefacts(run_dir.model(m)) for m in MODELS):
+    elif any(not clients.artefacts(run_dir.model(m)) for m in MODELS):
         experiment.run(config, workdir=workdir, mode="export")
     prepared_seconds = time.perf_counter() - start
 
@@ -87,14 +91,14 @@ def main(argv):
     rows = {}
     start = time.perf_counter()
     for name in MODELS:
-        metrics = outputs.read_json(os.path.join(workdir, name, "metrics.json"))
-        for kind, path in serving.artefacts(run_dir.model(name)).items():
-            classifier = serving.open_artefact(path)
+        metrics = files.read_json(os.path.join(workdir, name, "metrics.json"))
+        for kind, path in clients.artefacts(run_dir.model(name)).items():
+            classifier = clients.open_artefact(path)
             measured = measure.classification_metrics(
                 classifier.logits(splits.x_test), splits.y_test
             )
             rows[(name, kind)] = {
-                "bytes": outputs.size_bytes(path),
+                "bytes": files.size_bytes(path),
                 "test_accuracy": measured.accuracy,
                 "keras_test_accuracy": metrics["test_accuracy"],
                 "latency_ms": latency_ms(classifier, image, FLAGS.runs),
@@ -107,7 +111,7 @@ def main(argv):
         model = keras.models.load_model(os.path.join(workdir, name, "model.keras"))
         with tempfile.TemporaryDirectory() as tmp:
             model.export(os.path.join(tmp, "sm"), verbose=False)
-            keras_export_bytes[name] = outputs.size_bytes(os.path.join(tmp, "sm"))
+            keras_export_bytes[name] = files.size_bytes(os.path.join(tmp, "sm"))
     measure_seconds = time.perf_counter() - start
 
     print(
@@ -156,7 +160,7 @@ def main(argv):
         results = {f"{name}/{kind}": r for (name, kind), r in rows.items()}
         for name, size in keras_export_bytes.items():
             results[f"{name}/keras_model_export"] = {"bytes": size}
-        outputs.write_json(FLAGS.json_out, results)
+        files.write_json(FLAGS.json_out, results)
 
 
 if __name__ == "__main__":

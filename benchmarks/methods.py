@@ -97,8 +97,9 @@ def _set(config, dotted, value):
 
 def main(argv):
     del argv
-    from tf_distill import experiment, outputs
-    from tf_distill.rundir import runs_of
+    from tf_distill import experiment
+    from tf_distill.outputs import files
+    from tf_distill.outputs.rundir import runs_of
 
     config = common.load_config(FLAGS.config, name_prefix="methods")
     config.export.tflite = False
@@ -111,7 +112,7 @@ def main(argv):
             shutil.copytree(
                 FLAGS.teacher_dir, os.path.join(base, "teacher"), dirs_exist_ok=True
             )
-            metrics = outputs.read_json(os.path.join(base, "teacher", "metrics.json"))
+            metrics = files.read_json(os.path.join(base, "teacher", "metrics.json"))
         else:
             variant = config.copy_and_resolve_references()
             variant.seed = seed
@@ -159,11 +160,11 @@ def main(argv):
         )
     table = _markdown(config.name, accuracy, rows, len(alone))
     print(table)
-    outputs.write_json(
+    files.write_json(
         os.path.join(FLAGS.workdir, "methods.json"),
         {"teacher": accuracy, "teachers": teachers, "rows": rows},
     )
-    outputs.write_text(os.path.join(FLAGS.workdir, "methods.md"), table)
+    files.write_text(os.path.join(FLAGS.workdir, "methods.md"), table)
 
 
 def _markdown(title, teacher_accuracy, rows, seeds):

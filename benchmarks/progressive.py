@@ -109,8 +109,8 @@ def targets(report: dict) -> list[tuple[str, bool | None, str]]:
 def _done(run_dir, mode, config):
     """The results of a stage `run_dir` already holds (e.g. run by main.py with
     the same config), or None."""
-    from tf_distill import outputs
-    from tf_distill.diffusion import settings, task
+    from tf_distill.outputs import files
+    from tf_distill.tasks.diffusion import settings, task
 
     if mode == "teacher":
         names = ["teacher"]
@@ -122,7 +122,7 @@ def _done(run_dir, mode, config):
     paths = [run_dir.model(n).metrics for n in names]
     if not all(os.path.isfile(p) for p in paths):
         return None
-    results = {n: outputs.read_json(p) for n, p in zip(names, paths, strict=True)}
+    results = {n: files.read_json(p) for n, p in zip(names, paths, strict=True)}
     if mode == "distilling" and not all("quality" in r for r in results.values()):
         return None
     return results
@@ -130,8 +130,9 @@ def _done(run_dir, mode, config):
 
 def main(argv):
     del argv
-    from tf_distill import experiment, outputs
-    from tf_distill.diffusion import report as report_lib
+    from tf_distill import experiment
+    from tf_distill.outputs import files
+    from tf_distill.tasks.diffusion import report as report_lib
 
     config = common.load_config(FLAGS.config, name_prefix="progressive")
     run_dir = experiment.run_dir_of(
@@ -171,11 +172,11 @@ def main(argv):
         )
     text = "\n".join(lines) + "\n"
     print(text)
-    outputs.write_json(
+    files.write_json(
         os.path.join(FLAGS.workdir, "progressive.json"),
         {"report": report, "targets": checks, "seconds": seconds},
     )
-    outputs.write_text(os.path.join(FLAGS.workdir, "progressive.md"), text)
+    files.write_text(os.path.join(FLAGS.workdir, "progressive.md"), text)
 
 
 if __name__ == "__main__":

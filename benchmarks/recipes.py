@@ -82,13 +82,14 @@ def _recipe_config(config, recipe):
 def _teacher(config, base, tensorboard):
     """The teacher's metrics: trained in <workdir>/base, or copied from
     --teacher_dir (a trained teacher's folder, e.g. an earlier run's base/teacher)."""
-    from tf_distill import experiment, outputs
+    from tf_distill import experiment
+    from tf_distill.outputs import files
 
     if FLAGS.teacher_dir:
         shutil.copytree(
             FLAGS.teacher_dir, os.path.join(base, "teacher"), dirs_exist_ok=True
         )
-        return outputs.read_json(os.path.join(base, "teacher", "metrics.json"))
+        return files.read_json(os.path.join(base, "teacher", "metrics.json"))
     return experiment.run(
         config, workdir=base, mode="teacher", tensorboard_dir=tensorboard
     )["teacher"]
@@ -96,8 +97,9 @@ def _teacher(config, base, tensorboard):
 
 def main(argv):
     del argv
-    from tf_distill import experiment, outputs
-    from tf_distill.rundir import runs_of
+    from tf_distill import experiment
+    from tf_distill.outputs import files
+    from tf_distill.outputs.rundir import runs_of
 
     config = common.load_config(FLAGS.config, name_prefix="recipes")
     config.export.tflite = False
@@ -168,11 +170,11 @@ def main(argv):
     chosen = max(rows[len(alone_rows) :], key=lambda r: r["validation_accuracy"])
     table = _markdown(config.name, teacher, rows, chosen, len(alone))
     print(table)
-    outputs.write_json(
+    files.write_json(
         os.path.join(FLAGS.workdir, "recipes.json"),
         {"teacher": teacher["test_accuracy"], "rows": rows, "chosen": chosen},
     )
-    outputs.write_text(os.path.join(FLAGS.workdir, "recipes.md"), table)
+    files.write_text(os.path.join(FLAGS.workdir, "recipes.md"), table)
 
 
 def _markdown(title, teacher, rows, chosen, seeds):

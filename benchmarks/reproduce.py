@@ -72,7 +72,8 @@ def _override(config, assignment):
 
 def main(argv):
     del argv
-    from tf_distill import experiment, outputs
+    from tf_distill import experiment
+    from tf_distill.outputs import files
 
     os.makedirs(FLAGS.workdir, exist_ok=True)
     rows, results = [], {}
@@ -93,7 +94,7 @@ def main(argv):
             tensorboard_dir=os.path.join(FLAGS.workdir, "tensorboard", name),
         )
         minutes = (time.perf_counter() - start) / 60
-        report = outputs.read_json(os.path.join(workdir, "report.json"))
+        report = files.read_json(os.path.join(workdir, "report.json"))
         results[name] = {"minutes": minutes, "report": report}
         rows += _rows(name, report, minutes)
     changed = ", ".join(FLAGS.set) or "none: as published"
@@ -105,8 +106,8 @@ def main(argv):
         f"Machine: {platform.processor() or platform.machine()}, "
         f"{os.cpu_count()} CPUs.\n"
     )
-    outputs.write_text(os.path.join(FLAGS.workdir, "reproduce.md"), text)
-    outputs.write_json(
+    files.write_text(os.path.join(FLAGS.workdir, "reproduce.md"), text)
+    files.write_json(
         os.path.join(FLAGS.workdir, "reproduce.json"),
         {"set": FLAGS.set, "num_seeds": FLAGS.num_seeds, "results": results},
     )

@@ -71,12 +71,13 @@ def keras_distillation(config, splits, teacher):
     """Keras 3's own Distiller, configured like ours, timed the same way."""
     import keras
 
-    from tf_distill import batches, measure, models
-    from tf_distill import config as config_lib
+    from tf_distill.data import batches
+    from tf_distill.models import architectures, measure
+    from tf_distill.tasks.classifier import settings as config_lib
 
     keras.mixed_precision.set_global_policy("float32")
     keras.utils.set_random_seed(config.seed)  # the same initial student as ours
-    student = models.build_for(
+    student = architectures.build_for(
         config_lib.model_spec(config.student), splits, name="student"
     )
     distiller = keras.distillation.Distiller(
@@ -128,7 +129,7 @@ def keras_distillation(config, splits, teacher):
 
 def teacher_pass(teacher, splits, batch_size):
     """Seconds of one inference pass of the teacher over the training set."""
-    from tf_distill import batches
+    from tf_distill.data import batches
 
     ds = batches.pipeline(splits.x_train, batch_size=batch_size)
     teacher.predict(ds.take(2), verbose=0)  # trace and warm up outside the clock
@@ -187,8 +188,10 @@ def main(argv):
     del argv
     import keras
 
-    from tf_distill import batches, experiment, measure
-    from tf_distill import config as config_lib
+    from tf_distill import experiment
+    from tf_distill.data import batches
+    from tf_distill.models import measure
+    from tf_distill.tasks.classifier import settings as config_lib
 
     logging.set_verbosity(logging.WARNING)
     config = load_config(FLAGS.config, FLAGS.epochs)

@@ -33,10 +33,12 @@ def build(kind, splits, spec):
     import numpy as np
     import tensorflow as tf
 
-    from tf_distill import Distiller, batches, models
+    from tf_distill import Distiller
+    from tf_distill.data import batches
+    from tf_distill.models import architectures
 
     keras.utils.set_random_seed(0)
-    student = models.build_for(spec, splits, name="student")
+    student = architectures.build_for(spec, splits, name="student")
     x = splits.x_train[:64].astype(np.float32)
     y = splits.y_train[:64]
     if kind == "alone":
@@ -56,7 +58,7 @@ def build(kind, splits, spec):
 def main(argv):
     del argv
     from configs import mnist_cnn
-    from tf_distill import config as config_lib
+    from tf_distill.tasks.classifier import settings as config_lib
 
     config = mnist_cnn.get_config()
     splits = config_lib.load_data(config)

@@ -50,7 +50,7 @@ def _config():
 
 def _teacher_gflops(teacher, x, batch_size):
     """(GFLOP/s, examples/s) of one inference pass of the teacher over `x`."""
-    from tf_distill import batches
+    from tf_distill.data import batches
 
     ds = batches.pipeline(x, batch_size=batch_size)
     teacher.predict(ds.take(2), verbose=0)  # trace outside the clock
@@ -65,9 +65,11 @@ def main(argv):
     del argv
     import keras
 
-    from tf_distill import config as config_lib
-    from tf_distill import experiment, outputs, stats
-    from tf_distill.rundir import runs_of
+    from tf_distill import experiment
+    from tf_distill.outputs import files
+    from tf_distill.outputs.rundir import runs_of
+    from tf_distill.reports import stats
+    from tf_distill.tasks.classifier import settings as config_lib
 
     config = _config()
     teacher_dir = os.path.join(FLAGS.workdir, "teacher_run")
@@ -122,8 +124,8 @@ def main(argv):
     ]
     text = "\n".join(lines) + "\n"
     print(text)
-    outputs.write_text(os.path.join(FLAGS.workdir, "views.md"), text)
-    outputs.write_json(
+    files.write_text(os.path.join(FLAGS.workdir, "views.md"), text)
+    files.write_json(
         os.path.join(FLAGS.workdir, "views.json"),
         {
             "rows": rows,

@@ -45,7 +45,7 @@ def set_key(config, dotted: str, value) -> None:
 def run_mode(config, tmp_path, mode: str = "all"):
     """Runs `mode` in-process into tmp_path/w (TensorBoard in tmp_path/tb)."""
     from tf_distill import experiment
-    from tf_distill.rundir import RunDir
+    from tf_distill.outputs.rundir import RunDir
 
     run_dir = RunDir(str(tmp_path / "w"), str(tmp_path / "tb"))
     experiment.run(

@@ -24,9 +24,11 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import keras  # noqa: E402
 
 from configs import default  # noqa: E402
-from tf_distill import batches, distribute, models  # noqa: E402
-from tf_distill import config as config_lib  # noqa: E402
-from tf_distill.distiller import Distiller  # noqa: E402
+from tf_distill.data import batches  # noqa: E402
+from tf_distill.distillation.distiller import Distiller  # noqa: E402
+from tf_distill.models import architectures  # noqa: E402
+from tf_distill.tasks.classifier import settings as config_lib  # noqa: E402
+from tf_distill.training import distribute  # noqa: E402
 
 
 class StepLosses(keras.callbacks.Callback):
@@ -45,11 +47,11 @@ def distil(strategy, splits, config):
     """One epoch of distillation under `strategy`; (step losses, weights)."""
     with strategy.scope():
         keras.utils.set_random_seed(0)
-        teacher = models.build_for(
+        teacher = architectures.build_for(
             config_lib.model_spec(config.teacher), splits, name="teacher"
         )
         keras.utils.set_random_seed(1)
-        student = models.build_for(
+        student = architectures.build_for(
             config_lib.model_spec(config.student), splits, name="student"
         )
         distiller = Distiller(

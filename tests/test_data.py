@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from tests.conftest import SHARED_DATA, needs_shared_data
-from tf_distill import batches, idx
-from tf_distill import config as config_lib
+from tf_distill.data import batches, idx
+from tf_distill.tasks.classifier import settings as config_lib
 
 # Published per-class counts (LeCun et al.; Fashion-MNIST is balanced).
 MNIST_TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]

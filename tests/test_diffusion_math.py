@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tf_distill.diffusion import progressive, schedule
+from tf_distill.tasks.diffusion import progressive, schedule
 
 
 def _np_logsnr(t):

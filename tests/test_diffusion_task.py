@@ -11,8 +11,8 @@ import pytest
 import tensorflow as tf
 
 from tests.conftest import set_key
-from tf_distill.diffusion import quality, sampler, settings
-from tf_distill.rundir import RunDir
+from tf_distill.outputs.rundir import RunDir
+from tf_distill.tasks.diffusion import quality, sampler, settings
 
 TINY = {
     "diffusion.channels": 8,
@@ -53,7 +53,7 @@ class Crash(Exception):
 
 @pytest.mark.slow
 def test_all_crashes_between_rounds_resumes_and_ships_a_sampler(tmp_path, monkeypatch):
-    from tf_distill.diffusion import task
+    from tf_distill.tasks.diffusion import task
 
     def crash(*args, **kwargs):
         raise Crash
@@ -190,10 +190,10 @@ def test_nearest_neighbour_distances_are_exact():
 def test_coverage_and_confidence_of_real_images(tmp_path):
     """A classifier's own training images cover every class (~100%); one class
     repeated covers a tenth."""
-    from tf_distill import data
-    from tf_distill.models import ModelSpec
+    from tf_distill.data import sources
+    from tf_distill.models.architectures import ModelSpec
 
-    splits = data.load(data.DataSpec())
+    splits = sources.load(sources.DataSpec())
     spec = ModelSpec(arch="mlp", layers=(64,), dropout=0.0, epochs=30)
     classifier = quality.train_classifier(spec, splits, seed=0)
     unit = quality.to_unit(splits.x_train, splits.input_scale)
@@ -208,7 +208,7 @@ def test_coverage_and_confidence_of_real_images(tmp_path):
 
 
 def test_a_diverging_teacher_stops_naming_its_learning_rate(tmp_path):
-    from tf_distill.resume import TrainingDiverged
+    from tf_distill.training.resume import TrainingDiverged
 
     config = tiny(**{"diffusion.learning_rate": 1e30})
     with pytest.raises(TrainingDiverged, match="config.diffusion.learning_rate"):

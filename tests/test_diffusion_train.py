@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tf_distill.diffusion import progressive, trainers, unet
+from tf_distill.tasks.diffusion import progressive, trainers, unet
 
 
 @pytest.fixture(scope="module")

@@ -4,8 +4,9 @@ import keras
 import numpy as np
 import pytest
 
-from tf_distill import Distiller, batches
-from tf_distill.losses import distillation_loss
+from tf_distill import Distiller
+from tf_distill.data import batches
+from tf_distill.distillation.losses import distillation_loss
 
 T, ALPHA = 3.0, 0.3
 

@@ -16,7 +16,7 @@ import pytest
 
 from tests.conftest import REPO, tiny_flags
 from tests.test_main import MAIN, run_main
-from tf_distill import distribute
+from tf_distill.training import distribute
 
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
 

@@ -9,7 +9,10 @@ import pytest
 
 from configs import default
 from tests.conftest import run_mode
-from tf_distill import ensemble, experiment, outputs, validation
+from tf_distill import experiment
+from tf_distill.distillation import ensemble
+from tf_distill.outputs import files
+from tf_distill.tasks.classifier import checks
 
 
 def _softmax(z):
@@ -54,10 +57,10 @@ def test_bad_teacher_paths_are_refused_before_any_work(tmp_path):
     config = default.base_config()
     config.teacher_paths = (str(tmp_path / "a.keras"),)
     with pytest.raises(ValueError, match="an ensemble needs >= 2 teachers"):
-        validation.validate(config)
+        checks.validate(config)
     config.teacher_paths = (str(tmp_path / "a.keras"), str(tmp_path / "b.keras"))
     with pytest.raises(ValueError, match=r"no \.keras file at \['.*a\.keras'\]"):
-        validation.validate(config)
+        checks.validate(config)
 
 
 def test_all_with_a_committee_distils_it_and_reports_it(tiny_config, tmp_path):
@@ -70,9 +73,9 @@ def test_all_with_a_committee_distils_it_and_reports_it(tiny_config, tmp_path):
     tiny_config.teacher_paths = tuple(paths)
     run_dir = run_mode(tiny_config, tmp_path / "committee", mode="all")
     assert not os.path.exists(os.path.join(run_dir.root, "teacher"))  # none trained
-    members = outputs.read_json(run_dir.file("ensemble.json"))
+    members = files.read_json(run_dir.file("ensemble.json"))
     assert [m["path"] for m in members["ensemble"]] == paths
-    report = outputs.read_json(run_dir.file("report.json"))
+    report = files.read_json(run_dir.file("report.json"))
     assert report["models"]["teacher"]["test_accuracy"] == members["test_accuracy"]
     text = open(run_dir.file("report.md")).read()
     assert "| teacher (ensemble of 2: " in text

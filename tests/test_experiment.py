@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from tests.test_main import run_main
-from tf_distill import experiment, fitting
-from tf_distill.rundir import ModelKey, RunDir, runs_of
+from tf_distill import experiment
+from tf_distill.outputs.rundir import ModelKey, RunDir, runs_of
+from tf_distill.training import fitting
 
 
 def test_each_mode_dispatches_to_its_function(tiny_config, tmp_path, monkeypatch):
@@ -114,8 +115,9 @@ def test_select_weights_measures_once_when_the_last_epoch_was_best():
 def test_early_stopping_ships_the_best_validation_epoch(tiny_config, tmp_path):
     """The default config's path: patience > 0 keeps the best-on-validation
     weights. The saved model must score the history's best val_accuracy."""
-    from tf_distill import batches, measure
-    from tf_distill import config as config_lib
+    from tf_distill.data import batches
+    from tf_distill.models import measure
+    from tf_distill.tasks.classifier import settings as config_lib
 
     tiny_config.early_stopping.patience = 3
     tiny_config.student.epochs = 8

@@ -14,9 +14,13 @@ import tensorflow as tf
 
 from tests.conftest import SHARED_DATA, needs_shared_data
 from tests.test_main import run_main
-from tf_distill import config as config_lib
-from tf_distill import data, experiment, export, measure, models, outputs, serving
-from tf_distill.rundir import RunDir
+from tf_distill import experiment
+from tf_distill.data import sources
+from tf_distill.models import architectures, measure
+from tf_distill.outputs import files
+from tf_distill.outputs.rundir import RunDir
+from tf_distill.shipping import clients, export
+from tf_distill.tasks.classifier import settings as config_lib
 
 
 def _config():
@@ -35,7 +39,7 @@ def _config():
 
 def untrained_student(input_shape, *, input_scale):
     """The default config's student for 10 classes, fresh."""
-    return models.build(
+    return architectures.build(
         config_lib.model_spec(_config().student),
         input_shape=input_shape,
         num_classes=10,
@@ -196,19 +200,19 @@ def test_the_students_export_holds_the_student_alone_once(run_dir):
     assert len(stored) <= len(teacher_stored)
     assert sum(w.size for w in stored) < sum(w.size for w in teacher_stored)
     for artefact in ("saved_model", "student_float32.tflite", "student_int8.tflite"):
-        student_bytes = outputs.size_bytes(str(run_dir / "distilling" / artefact))
+        student_bytes = files.size_bytes(str(run_dir / "distilling" / artefact))
         teacher_path = run_dir / "teacher" / artefact.replace("student", "teacher")
-        assert student_bytes < outputs.size_bytes(str(teacher_path)), artefact
+        assert student_bytes < files.size_bytes(str(teacher_path)), artefact
 
 
 def test_litert_files_match_keras_and_int8_is_within_one_point(run_dir, test_split):
     x_test, y_test = test_split
     student = keras.models.load_model(run_dir / "distilling" / "model.keras")
     keras_logits = student.predict(x_test.astype(np.float32), verbose=0)
-    float32 = serving.open_artefact(
+    float32 = clients.open_artefact(
         str(run_dir / "distilling" / "student_float32.tflite")
     )
-    int8 = serving.open_artefact(str(run_dir / "distilling" / "student_int8.tflite"))
+    int8 = clients.open_artefact(str(run_dir / "distilling" / "student_int8.tflite"))
 
     float_logits = float32.logits(x_test)
     assert np.max(np.abs(float_logits - keras_logits)) < 1e-4
@@ -244,7 +248,7 @@ def test_bad_requests_fail_with_a_clear_error(run_dir):
         serve(pixels=tf.zeros([2, 28, 28, 1], tf.uint8))
 
     for artefact in (path, str(run_dir / "distilling" / "student_int8.tflite")):
-        classifier = serving.open_artefact(artefact)
+        classifier = clients.open_artefact(artefact)
         with pytest.raises(
             ValueError,
             match=r"takes uint8 pixels of shape \(batch, 8, 8, 1\); got float32 of "
@@ -254,17 +258,17 @@ def test_bad_requests_fail_with_a_clear_error(run_dir):
         with pytest.raises(ValueError, match=r"got uint8 of shape \(2, 28, 28, 1\)"):
             classifier.logits(np.zeros([2, 28, 28, 1], np.uint8))
     with pytest.raises(FileNotFoundError, match="No exported model at"):
-        serving.open_artefact(str(run_dir / "nowhere"))
+        clients.open_artefact(str(run_dir / "nowhere"))
 
 
 def test_class_names_travel_with_the_export(tmp_path):
-    names = data.CLASS_NAMES["fashion_mnist"]
+    names = sources.CLASS_NAMES["fashion_mnist"]
     model = untrained_student((28, 28, 1), input_scale=255.0)
     export.export_saved_model(model, str(tmp_path / "sm"), class_names=names)
     loaded = tf.saved_model.load(str(tmp_path / "sm"))
     got = loaded.signatures["class_names"]()["class_names"].numpy()
     assert [n.decode() for n in got] == list(names)
-    assert serving.open_artefact(str(tmp_path / "sm")).class_names == list(names)
+    assert clients.open_artefact(str(tmp_path / "sm")).class_names == list(names)
     out = loaded.signatures["serving_default"](
         pixels=tf.zeros([3, 28, 28, 1], tf.uint8)
     )
@@ -343,7 +347,7 @@ def test_a_mixed_precision_model_is_exported_computing_in_float32(tmp_path):
         model = untrained_student((8, 8, 1), input_scale=16.0)
     finally:
         keras.mixed_precision.set_global_policy("float32")
-    assert not models.computes_in_float32(model)
+    assert not architectures.computes_in_float32(model)
     pixels = np.random.default_rng(0).integers(0, 17, (32, 8, 8, 1), dtype=np.uint8)
     export.export_model(
         model,
@@ -351,9 +355,11 @@ def test_a_mixed_precision_model_is_exported_computing_in_float32(tmp_path):
         class_names=[str(i) for i in range(10)],
         representative=pixels,
     )
-    want = models.copy_with_policy(model, "float32")(pixels.astype(np.float32))
+    want = architectures.copy_with_policy(model, "float32")(pixels.astype(np.float32))
     for artefact in ("saved_model", "student_float32.tflite"):
-        got = serving.open_artefact(str(tmp_path / "student" / artefact))
+        got = clients.open_artefact(str(tmp_path / "student" / artefact))
         np.testing.assert_allclose(got.logits(pixels), want, atol=1e-5)
     assert (tmp_path / "student" / "student_int8.tflite").stat().st_size > 0
-    assert not models.computes_in_float32(model)  # the trained model is untouched
+    assert not architectures.computes_in_float32(
+        model
+    )  # the trained model is untouched

@@ -10,9 +10,10 @@ import tensorflow as tf
 
 from tests.conftest import REPO
 from tests.test_main import run_main
-from tf_distill import augment, batches, models
-from tf_distill import config as config_lib
-from tf_distill.distiller import Distiller
+from tf_distill.data import augment, batches
+from tf_distill.distillation.distiller import Distiller
+from tf_distill.models import architectures
+from tf_distill.tasks.classifier import settings as config_lib
 
 CLASSES = ("daisy", "rose", "tulip")
 
@@ -125,7 +126,7 @@ def test_an_image_folder_trains_end_to_end_with_every_model(image_dir, tmp_path)
 
 
 def three_class_model(model_config, input_shape, input_scale):
-    return models.build(
+    return architectures.build(
         config_lib.model_spec(model_config),
         input_shape=input_shape,
         num_classes=3,
@@ -134,7 +135,7 @@ def three_class_model(model_config, input_shape, input_scale):
     )
 
 
-@pytest.mark.parametrize("arch", sorted(models.APPLICATIONS))
+@pytest.mark.parametrize("arch", sorted(architectures.APPLICATIONS))
 def test_keras_applications_build_as_teacher_or_student(arch):
     from configs import default
 
@@ -197,10 +198,14 @@ def test_teacher_and_student_see_the_same_augmented_batch(image_dir):
 
     train_ds = first_epoch(layer)
     teacher = Recording(
-        models.build_for(config_lib.model_spec(config.student), splits, name="teacher")
+        architectures.build_for(
+            config_lib.model_spec(config.student), splits, name="teacher"
+        )
     )
     student = Recording(
-        models.build_for(config_lib.model_spec(config.student), splits, name="student")
+        architectures.build_for(
+            config_lib.model_spec(config.student), splits, name="student"
+        )
     )
     distiller = Distiller(student=student, teacher=teacher, temperature=2.0, alpha=0.5)
     distiller.compile(optimizer="adam", run_eagerly=True)
@@ -235,8 +240,8 @@ def test_mixup_mixes_what_teacher_and_student_both_see(tiny_config):
     layer = augment.build(spec, distilling=True, **options)
     train_ds = _first_epoch(splits, layer, batch_size=16)
     student_spec = config_lib.model_spec(tiny_config.student)
-    teacher = Recording(models.build_for(student_spec, splits, name="teacher"))
-    student = Recording(models.build_for(student_spec, splits, name="student"))
+    teacher = Recording(architectures.build_for(student_spec, splits, name="teacher"))
+    student = Recording(architectures.build_for(student_spec, splits, name="student"))
     distiller = Distiller(student=student, teacher=teacher, temperature=1.0, alpha=0.0)
     distiller.compile(optimizer="adam", run_eagerly=True)
     distiller.fit(train_ds.take(1), epochs=1, verbose=0)
@@ -253,8 +258,8 @@ def test_mixup_mixes_what_teacher_and_student_both_see(tiny_config):
 
 
 def test_mixup_needs_the_soft_targets_alone(tiny_config):
-    from tf_distill import validation
+    from tf_distill.tasks.classifier import checks
 
     tiny_config.augment.mixup = 0.2
     with pytest.raises(ValueError, match="mixed images have no single label"):
-        validation.validate(tiny_config)
+        checks.validate(tiny_config)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tf_distill import losses
+from tf_distill.distillation import losses
 
 
 def np_log_softmax(z):

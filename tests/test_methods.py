@@ -10,8 +10,11 @@ import tensorflow as tf
 
 from configs import default
 from tests.conftest import run_mode, set_key
-from tf_distill import experiment, losses, methods, outputs, validation
-from tf_distill.distiller import Distiller
+from tf_distill import experiment
+from tf_distill.distillation import losses, methods
+from tf_distill.distillation.distiller import Distiller
+from tf_distill.outputs import files
+from tf_distill.tasks.classifier import checks
 
 
 def _softmax(z):
@@ -150,16 +153,14 @@ def test_dkd_configs_that_cannot_work_are_refused(overrides, message):
     for key, value in overrides.items():
         set_key(config, key, value)
     with pytest.raises(ValueError, match=message):
-        validation.validate(config)
+        checks.validate(config)
 
 
 def test_a_dkd_run_logs_its_terms_and_the_sweep_refuses_it(tiny_config, tmp_path):
     tiny_config.distill.method = "dkd"
     tiny_config.distill.dkd.warmup_epochs = 2
     run_dir = run_mode(tiny_config, tmp_path)
-    metrics = outputs.read_json(
-        os.path.join(run_dir.root, "distilling", "metrics.json")
-    )
+    metrics = files.read_json(os.path.join(run_dir.root, "distilling", "metrics.json"))
     assert metrics["method"] == "dkd" and metrics["beta"] == 8.0
     # The teacher does not see the validation split by default: DKD's terms are
     # logged for training only.
@@ -182,14 +183,15 @@ def test_a_dkd_run_logs_its_terms_and_the_sweep_refuses_it(tiny_config, tmp_path
 def test_generations_chain_each_seed_on_the_previous_generation(tiny_config, tmp_path):
     """Born-again networks (Furlanello et al. 2018): generation 2 learns from
     generation 1's student of its seed, not from the teacher."""
-    from tf_distill import batches, measure, models
-    from tf_distill import config as config_lib
+    from tf_distill.data import batches
+    from tf_distill.models import architectures, measure
+    from tf_distill.tasks.classifier import settings as config_lib
 
     tiny_config.distill.generations = 2
     tiny_config.num_seeds = 2
     tiny_config.distill.validation_teacher = True  # val_agreement, checked below
     run_dir = run_mode(tiny_config, tmp_path)
-    report = outputs.read_json(run_dir.file("report.json"))
+    report = files.read_json(run_dir.file("report.json"))
     assert set(report["models"]) == {
         "teacher",
         "student",
@@ -212,11 +214,11 @@ def test_generations_chain_each_seed_on_the_previous_generation(tiny_config, tmp
     val = batches.pipeline(splits.x_val, batch_size=256)
 
     def logits(name):
-        model = models.load(os.path.join(run_dir.root, name, "model.keras"))
+        model = architectures.load(os.path.join(run_dir.root, name, "model.keras"))
         return model.predict(val, verbose=0)
 
     gen2 = logits("distilling_gen2_seed43")
-    history = outputs.read_json(
+    history = files.read_json(
         os.path.join(run_dir.root, "distilling_gen2_seed43", "metrics.json")
     )["history"]
     with_gen1 = np.mean(measure.top1_agreement(logits("distilling_seed43"), gen2))
@@ -226,10 +228,10 @@ def test_generations_chain_each_seed_on_the_previous_generation(tiny_config, tmp
 
 
 def _mlp(units, name):
-    from tf_distill import models
+    from tf_distill.models import architectures
 
-    return models.build(
-        models.ModelSpec("mlp", layers=units),
+    return architectures.build(
+        architectures.ModelSpec("mlp", layers=units),
         input_shape=(4,),
         num_classes=3,
         input_scale=1.0,
@@ -270,7 +272,7 @@ def test_the_hint_regresses_student_features_onto_the_teachers():
 
 
 def test_the_hint_regressor_fits_the_shapes_or_says_why_not():
-    from tf_distill.hint import _regressor
+    from tf_distill.distillation.hint import _regressor
 
     assert _regressor((7, 7, 16), (7, 7, 16)) is None
     conv = _regressor((7, 7, 8), (7, 7, 32))
@@ -290,9 +292,7 @@ def test_a_hint_run_trains_a_regressor_the_exported_student_lacks(
     tiny_config.distill.hint.teacher_layer = "dense_0"  # 32 units (TINY)
     tiny_config.distill.hint.student_layer = "dense_0"  # 8 units
     run_dir = run_mode(tiny_config, tmp_path)
-    metrics = outputs.read_json(
-        os.path.join(run_dir.root, "distilling", "metrics.json")
-    )
+    metrics = files.read_json(os.path.join(run_dir.root, "distilling", "metrics.json"))
     assert metrics["teacher"] == "per_step" and metrics["method"] == "hint"
     curve = metrics["history"]["hint_loss"]
     assert curve[-1] < curve[0]  # the regressor and the student learn the hint

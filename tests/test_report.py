@@ -14,8 +14,8 @@ import pytest
 import tensorflow as tf
 
 from tests import conftest
-from tf_distill import config as config_lib
 from tf_distill import experiment
+from tf_distill.tasks.classifier import settings as config_lib
 
 FIELDS = (
     "test_accuracy",

@@ -13,7 +13,7 @@ from tests.conftest import tiny_flags
 from tests.test_distribute import ENV
 from tests.test_main import MAIN, run_main
 from tests.test_train import run_in
-from tf_distill import resume
+from tf_distill.training import resume
 
 
 def _student_command(workdir):

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tf_distill import batches, topk, views
+from tf_distill.data import batches
+from tf_distill.teacher import topk, views
 
 
 def _softmax(z):
@@ -78,6 +79,6 @@ def test_the_pipelines_carry_each_examples_own_expanded_logits():
 
 
 def views_spec():
-    from tf_distill import augment
+    from tf_distill.data import augment
 
     return augment.AugmentSpec(translate=1)

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from tests.conftest import needs_shared_data
-from tf_distill import experiment, models
+from tf_distill import experiment
+from tf_distill.models import architectures
 
 
 def run_in(tmp_path, config, mode, name="run"):
@@ -86,8 +87,8 @@ def test_cached_and_online_teacher_train_the_same_student(tiny_config, tmp_path)
     "shape, features", [((28, 28, 1), 7 * 7 * 16), ((8, 8, 1), 2 * 2 * 16)]
 )
 def test_the_convnet_convolves_at_full_resolution_and_pools(shape, features):
-    model = models.build(
-        models.ModelSpec("convnet", layers=(8, 16)),
+    model = architectures.build(
+        architectures.ModelSpec("convnet", layers=(8, 16)),
         input_shape=shape,
         num_classes=10,
         input_scale=255.0,
@@ -105,19 +106,19 @@ def test_the_convnet_convolves_at_full_resolution_and_pools(shape, features):
 
 
 def test_bfloat16_teacher_copy_stays_close_and_leaves_the_teacher_alone():
-    from tf_distill import config as config_lib
+    from tf_distill.tasks.classifier import settings as config_lib
 
     splits = config_lib.load_data(config_for_digits())
     keras.utils.set_random_seed(0)
-    teacher = models.build(
-        models.ModelSpec("mlp", layers=(64,)),
+    teacher = architectures.build(
+        architectures.ModelSpec("mlp", layers=(64,)),
         input_shape=splits.input_shape,
         num_classes=10,
         input_scale=16.0,
         name="teacher",
     )
     before = [w.copy() for w in teacher.get_weights()]
-    copy = models.teacher_for_inference(teacher, "bfloat16")
+    copy = architectures.teacher_for_inference(teacher, "bfloat16")
     x = splits.x_test.astype(np.float32)
     exact, approx = teacher.predict(x, verbose=0), copy.predict(x, verbose=0)
     assert approx.dtype.name == "bfloat16"
@@ -127,7 +128,7 @@ def test_bfloat16_teacher_copy_stays_close_and_leaves_the_teacher_alone():
     assert teacher.layers[-1].dtype_policy.name == "float32"
     for a, b in zip(before, teacher.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)
-    assert models.teacher_for_inference(teacher, "float32") is teacher
+    assert architectures.teacher_for_inference(teacher, "float32") is teacher
 
 
 @pytest.mark.slow

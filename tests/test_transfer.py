@@ -1,5 +1,5 @@
 """Few labels, many images: config.labeled_fraction and config.distill.transfer_data
-(tf_distill/transfer.py), from the split to the loss to a whole run."""
+(tf_distill/unlabelled.py), from the split to the loss to a whole run."""
 
 import gzip
 import os
@@ -11,9 +11,12 @@ import tensorflow as tf
 
 from configs import default
 from tests.conftest import SHARED_DATA, needs_shared_data, run_mode, set_key
-from tf_distill import config as config_lib
-from tf_distill import losses, outputs, transfer, validation
-from tf_distill.distiller import Distiller
+from tf_distill.data import unlabelled
+from tf_distill.distillation import losses
+from tf_distill.distillation.distiller import Distiller
+from tf_distill.outputs import files
+from tf_distill.tasks.classifier import checks
+from tf_distill.tasks.classifier import settings as config_lib
 
 
 def _digits(fraction):
@@ -46,11 +49,11 @@ def test_even_a_tiny_fraction_keeps_one_label_of_every_class():
 
 def test_the_distillation_set_adds_the_withheld_images_unlabelled():
     part = _digits(0.2)
-    x, y = transfer.distillation_set(part, transfer.TRAIN)
+    x, y = unlabelled.distillation_set(part, unlabelled.TRAIN)
     assert len(x) == len(part.x_train) + len(part.x_unlabeled)
     np.testing.assert_array_equal(y[: len(part.y_train)], part.y_train)
-    assert (y[len(part.y_train) :] == transfer.UNLABELED).all()
-    x0, y0 = transfer.distillation_set(part, None)
+    assert (y[len(part.y_train) :] == unlabelled.UNLABELED).all()
+    x0, y0 = unlabelled.distillation_set(part, None)
     assert x0 is part.x_train and y0 is part.y_train
 
 
@@ -81,7 +84,7 @@ def test_a_folder_of_images_is_read_resized_to_the_models_input(tmp_path):
     _write_png(str(tmp_path / "pile" / "a.png"), 10)
     _write_png(str(tmp_path / "pile" / "deeper" / "b.png"), 200)
     (tmp_path / "pile" / "notes.txt").write_text("not an image")
-    images = transfer.read_images(
+    images = unlabelled.read_images(
         str(tmp_path / "pile"), input_shape=(28, 28, 1), input_scale=255.0
     )
     assert images.shape == (2, 28, 28, 1) and images.dtype == np.uint8
@@ -98,16 +101,16 @@ def test_images_that_cannot_fit_are_refused_naming_the_key(tmp_path):
     idx_file = str(tmp_path / "x-idx3-ubyte.gz")
     _write_idx_images(idx_file, (3, 27, 28))
     with pytest.raises(ValueError, match=r"transfer_data=.*\(27, 28\).*\(28, 28, 1\)"):
-        transfer.read_images(idx_file, input_shape=(28, 28, 1), input_scale=255.0)
+        unlabelled.read_images(idx_file, input_shape=(28, 28, 1), input_scale=255.0)
     _write_idx_images(idx_file, (3, 28, 28))
-    assert transfer.read_images(
+    assert unlabelled.read_images(
         idx_file, input_shape=(28, 28, 1), input_scale=255.0
     ).shape == (3, 28, 28, 1)
     with pytest.raises(ValueError, match=r"0\.\.16"):  # digits' pixels
-        transfer.read_images(idx_file, input_shape=(8, 8, 1), input_scale=16.0)
+        unlabelled.read_images(idx_file, input_shape=(8, 8, 1), input_scale=16.0)
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="holds no images"):
-        transfer.read_images(
+        unlabelled.read_images(
             str(tmp_path / "empty"), input_shape=(28, 28, 1), input_scale=255.0
         )
 
@@ -125,14 +128,14 @@ def test_bad_values_are_refused_before_any_work(key, value, message):
     config = default.base_config()
     set_key(config, key, value)
     with pytest.raises(ValueError, match=message):
-        validation.validate(config)
+        checks.validate(config)
 
 
 def test_a_run_with_few_labels_distils_on_every_image(tiny_config, tmp_path):
     tiny_config.labeled_fraction = 0.2
     tiny_config.distill.transfer_data = "train"
     run_dir = run_mode(tiny_config, tmp_path)
-    read = lambda name: outputs.read_json(  # noqa: E731
+    read = lambda name: files.read_json(  # noqa: E731
         os.path.join(run_dir.root, name, "metrics.json")
     )
     teacher, alone, distilled = read("teacher"), read("student"), read("distilling")
@@ -147,7 +150,7 @@ def test_a_run_with_few_labels_distils_on_every_image(tiny_config, tmp_path):
 @needs_shared_data("mnist")
 def test_the_mnist_training_images_serve_as_an_idx_transfer_file():
     path = os.path.join(SHARED_DATA, "mnist", "train-images-idx3-ubyte.gz")
-    images = transfer.read_images(path, input_shape=(28, 28, 1), input_scale=255.0)
+    images = unlabelled.read_images(path, input_shape=(28, 28, 1), input_scale=255.0)
     assert images.shape == (60000, 28, 28, 1)
 
 
@@ -164,11 +167,11 @@ def test_every_shipped_config_is_valid(name):
 
     config = importlib.import_module(f"configs.{name}").get_config()
     if config.task == "diffusion":  # that task's own keys and checks
-        from tf_distill.diffusion import settings
+        from tf_distill.tasks.diffusion import settings
 
         settings.validate(config)
         return
-    validation.validate(config)
+    checks.validate(config)
     if name == "default":  # the main job: the few-labels case
         assert config.labeled_fraction < 1 and config.distill.transfer_data == "train"
         assert config.num_seeds >= 3  # its verdict needs seeds

@@ -15,8 +15,12 @@ from tests.conftest import tiny_flags
 from tests.test_distribute import ENV
 from tests.test_main import MAIN, run_main
 from tests.test_train import run_in
-from tf_distill import experiment, export, outputs, report, resume
-from tf_distill.classifier import ClassifierTask
+from tf_distill import experiment
+from tf_distill.outputs import files
+from tf_distill.reports import report
+from tf_distill.shipping import export
+from tf_distill.tasks.classifier.trainer import ClassifierTask
+from tf_distill.training import resume
 
 
 def _read(path):
@@ -62,7 +66,7 @@ def test_an_interrupted_rerun_with_another_config_leaves_no_stale_report(
 
 
 def test_a_second_run_on_a_busy_workdir_names_the_first(tmp_path):
-    with outputs.locked(str(tmp_path / "run")):
+    with files.locked(str(tmp_path / "run")):
         proc = run_main(tmp_path, "--model=student", "--workdir=run", *tiny_flags())
     assert proc.returncode == 1
     assert f"is in use by another run (process {os.getpid()})" in proc.stderr
@@ -171,7 +175,7 @@ def _idx(path, array, magic):
 
 
 def _mnist_folder(folder, train_labels):
-    from tf_distill import idx
+    from tf_distill.data import idx
 
     folder.mkdir()
     rng = np.random.default_rng(0)
@@ -274,7 +278,7 @@ def test_a_one_class_image_folder_is_refused(tmp_path):
 
 def test_a_corrupt_image_is_named(tmp_path):
     from tests.test_image_folder import image_config, write_images
-    from tf_distill import config as config_lib
+    from tf_distill.tasks.classifier import settings as config_lib
 
     write_images(tmp_path / "images" / "train", 4, seed=0)
     write_images(tmp_path / "images" / "val", 2, seed=1)
@@ -287,8 +291,8 @@ def test_a_corrupt_image_is_named(tmp_path):
 def test_the_exported_model_clips_pixels_above_the_data_range(tmp_path):
     import keras
 
-    from tf_distill import serving
-    from tf_distill.rundir import RunDir
+    from tf_distill.outputs.rundir import RunDir
+    from tf_distill.shipping import clients
 
     model = keras.Sequential(
         [keras.Input((2, 2, 1)), keras.layers.Flatten(), keras.layers.Dense(3)]
@@ -300,7 +304,7 @@ def test_the_exported_model_clips_pixels_above_the_data_range(tmp_path):
         representative=None,
         pixel_max=16.0,
     )
-    served = serving.open_artefact(str(tmp_path / "student" / "saved_model"))
+    served = clients.open_artefact(str(tmp_path / "student" / "saved_model"))
     at_max = served.logits(np.full((1, 2, 2, 1), 16, np.uint8))
     above = served.logits(np.full((1, 2, 2, 1), 255, np.uint8))
     np.testing.assert_allclose(above, at_max)

@@ -10,7 +10,8 @@ import pytest
 import tensorflow as tf
 
 from tests.conftest import run_mode, set_key
-from tf_distill import augment, views
+from tf_distill.data import augment
+from tf_distill.teacher import views
 
 SPEC = augment.AugmentSpec(translate=2, flip="horizontal", rotation=15.0, mixup=0.4)
 
@@ -120,28 +121,28 @@ def test_distilling_on_cached_views_says_so_and_bad_settings_are_refused(
     report = open(run_dir.file("report.md")).read()
     assert "teacher on 2 cached views per image, top 3 logits kept" in report
 
-    from tf_distill import validation
+    from tf_distill.tasks.classifier import checks
 
     set_key(config, "augment.translate", 0)
     with pytest.raises(ValueError, match="config.distill.cached_views=2: views are"):
-        validation.validate(config)
+        checks.validate(config)
     set_key(config, "augment.translate", 1)
     set_key(config, "augment.color_jitter", 0.2)
     with pytest.raises(ValueError, match="config.augment.color_jitter=0.2"):
-        validation.validate(config)
+        checks.validate(config)
     set_key(config, "augment.color_jitter", 0.0)
     with config.ignore_type():  # as a config file could set it
         set_key(config, "distill.validation_teacher", "yes")
     with pytest.raises(
         ValueError, match="config.distill.validation_teacher='yes': expected True/False"
     ):
-        validation.validate(config)
+        checks.validate(config)
     with config.ignore_type():
         set_key(config, "distill.validation_teacher", False)
     set_key(config, "distill.cache_top_k", -1)
     with pytest.raises(ValueError, match="config.distill.cache_top_k=-1: expected"):
-        validation.validate(config)
+        checks.validate(config)
     set_key(config, "distill.cache_top_k", 3)
     set_key(config, "distill.cache_teacher_logits", False)
     with pytest.raises(ValueError, match="config.distill.cache_top_k=3: nothing is"):
-        validation.validate(config)
+        checks.validate(config)

@@ -14,11 +14,11 @@ import importlib
 _LAZY = {
     "DistillResult": "tf_distill.api",
     "distill": "tf_distill.api",
-    "Distiller": "tf_distill.distiller",
-    "distillation_loss": "tf_distill.losses",
-    "hard_loss": "tf_distill.losses",
-    "kd_loss": "tf_distill.losses",
-    "KD": "tf_distill.methods",
+    "Distiller": "tf_distill.distillation.distiller",
+    "distillation_loss": "tf_distill.distillation.losses",
+    "hard_loss": "tf_distill.distillation.losses",
+    "kd_loss": "tf_distill.distillation.losses",
+    "KD": "tf_distill.distillation.methods",
 }
 
 

@@ -22,8 +22,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tf_distill import batches, fitting, methods
-from tf_distill.distiller import Distiller
+from tf_distill.data import batches
+from tf_distill.distillation import methods
+from tf_distill.distillation.distiller import Distiller
+from tf_distill.training import fitting
 
 
 @dataclasses.dataclass
@@ -60,7 +62,7 @@ def distill(
             labels; validation_data the same, or None.
         epochs: training epochs.
         temperature, alpha: Hinton et al.'s T and the weight of the hard (label)
-            loss; or pass another `method` (tf_distill.methods) instead.
+            loss; or pass another `method` (tf_distill.distillation.methods) instead.
         optimizer: default Adam at 3e-3 with cosine decay to a tenth over training.
         cache_teacher_logits: run the teacher once over `train_data` (and
             `validation_data`), keep its logits with each example in memory, and

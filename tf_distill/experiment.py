@@ -17,18 +17,20 @@ import os
 import ml_collections
 from absl import logging
 
-from tf_distill import config as config_lib
-from tf_distill import (
-    export,
-    outputs,
-    report,
-    serving,
-    shipping,
-    sweep_report,
-    validation,
+from tf_distill.outputs import files
+from tf_distill.outputs.rundir import (
+    DISTILLED,
+    STUDENT,
+    SWEEP,
+    TEACHER,
+    ModelKey,
+    RunDir,
 )
-from tf_distill.rundir import DISTILLED, STUDENT, SWEEP, TEACHER, ModelKey, RunDir
-from tf_distill.session import Session, load_fitting
+from tf_distill.reports import report, sweep_report
+from tf_distill.shipping import clients, export, shipper
+from tf_distill.tasks.classifier import checks
+from tf_distill.tasks.classifier import settings as config_lib
+from tf_distill.tasks.classifier.session import Session, load_fitting
 
 CLASSIFIER, DIFFUSION = "classifier", "diffusion"  # config.task
 
@@ -59,10 +61,10 @@ def run(
     if mode not in MODES:
         raise ValueError(f"Unknown mode {mode!r}; valid: {', '.join(MODES)}")
     if config.get("task") == DIFFUSION:
-        from tf_distill.diffusion import modes  # the diffusion task's own modes
+        from tf_distill.tasks.diffusion import modes  # the diffusion task's own modes
 
         return modes.run(config, run_dir_of(workdir, tensorboard_dir), mode)
-    validation.validate(config)
+    checks.validate(config)
     if mode == "all" and config.teacher_path:
         raise ValueError(
             f"config.teacher_path={config.teacher_path!r} is for --model=distilling "
@@ -186,11 +188,11 @@ def export_models(config, run_dir: RunDir) -> dict[str, dict]:
     splits = config_lib.load_data(config)
     loaded = {k: load_fitting(run_dir.model(k).keras, splits) for k in keys}
     _check_trained_on(run_dir, keys, splits)
-    representative = shipping.calibration_images(
+    representative = shipper.calibration_images(
         config_lib.classifier_settings(config), splits.x_train
     )
     results = {}
-    with outputs.locked(run_dir.root):
+    with files.locked(run_dir.root):
         for key, model in loaded.items():
             results[key.name] = export.export_model(
                 model,
@@ -211,18 +213,18 @@ def evaluate_exports(config, run_dir: RunDir) -> dict[str, dict]:
     splits = config_lib.load_data(config)
     _check_trained_on(run_dir, keys, splits)
     results = {}
-    with outputs.locked(run_dir.root):
+    with files.locked(run_dir.root):
         for key in keys:
             paths = run_dir.model(key)
-            result = serving.evaluate_artefacts(paths, splits.x_test, splits.y_test)
+            result = clients.evaluate_artefacts(paths, splits.x_test, splits.y_test)
             if os.path.isfile(paths.metrics):
-                metrics = outputs.read_json(paths.metrics)
+                metrics = files.read_json(paths.metrics)
                 result["keras"] = {
                     k: metrics[k] for k in ("test_accuracy", "test_loss")
                 }
-            outputs.write_json(paths.evaluation, result)
+            files.write_json(paths.evaluation, result)
             results[key.name] = result
-    print(serving.format_table(results))
+    print(clients.format_table(results))
     return results
 
 
@@ -234,7 +236,7 @@ def _check_trained_on(run_dir: RunDir, keys, splits) -> None:
         path = run_dir.model(key).metrics
         if not os.path.isfile(path):
             continue
-        source = outputs.read_json(path).get("data", {}).get("source")
+        source = files.read_json(path).get("data", {}).get("source")
         if source is not None and source != splits.source:
             raise ValueError(
                 f"{key.name} was trained on {source}, but this --config names "
@@ -260,7 +262,7 @@ def summary(
 ) -> str:
     """What the terminal shows when a mode ends: the results, and where they are."""
     if task == DIFFUSION:
-        from tf_distill.diffusion import modes
+        from tf_distill.tasks.diffusion import modes
 
         return modes.summary(mode, results, run_dir)
     lines = [f"--model={mode} done. Run directory: {run_dir.root}"]
@@ -277,7 +279,7 @@ def summary(
         if os.path.isdir(paths.saved_model) and mode != "evaluate":
             lines.append(f"  {name}: SavedModel for serving {paths.saved_model}")
     if mode == "all":
-        verdict = outputs.read_json(run_dir.file("report.json"))["verdict"]
+        verdict = files.read_json(run_dir.file("report.json"))["verdict"]
         lines += [
             f"  {verdict}",
             f"  report: {run_dir.file('report.md')}, {run_dir.file('accuracy.png')}",

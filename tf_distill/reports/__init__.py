@@ -1,0 +1,2 @@
+"""What a run reports: metrics.json per model, the comparison report, the sweep table,
+statistics and plots."""

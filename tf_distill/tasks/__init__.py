@@ -1,0 +1,1 @@
+"""Tasks: what a config distils (config.task), each a package with one `TASK`."""

@@ -1,0 +1,1 @@
+"""The classifier task: teacher logits into a smaller classifier."""

@@ -1,0 +1,325 @@
+"""A training mode's session: strategy, runtime, data, teacher and run state, set up
+in a fixed order and undone on exit (experiment.py's mode functions open one)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+
+import keras
+import tensorflow as tf
+from absl import logging
+
+from tf_distill.distillation import ensemble
+from tf_distill.models import architectures, measure
+from tf_distill.outputs import files
+from tf_distill.outputs.rundir import TEACHER, ModelKey, RunDir, generation_base
+from tf_distill.tasks.classifier import settings as config_lib
+from tf_distill.tasks.classifier import trainer
+from tf_distill.training import distribute, resume
+
+
+def load_fitting(path: str, splits, strategy=None) -> keras.Model:
+    """Loads a .keras model and checks that it fits the data."""
+    model = architectures.load(path, strategy)
+    architectures.check_fits(
+        model, input_shape=splits.input_shape, num_classes=splits.num_classes, path=path
+    )
+    return model
+
+
+class Session:
+    """What a training mode works with, set up in this order on entry:
+
+    1. the teacher to distil from is found (`teacher`: "required" for distilling,
+       "optional" for the sweep), before anything else;
+    2. the strategy (MultiWorkerMirroredStrategy must exist before TensorFlow's
+       runtime starts), seeds, op determinism and the mixed-precision policy,
+       all restored on exit;
+    3. the data, checked against the config (bad data fails before any write);
+    4. the teacher is loaded and checked against the data;
+    5. the run directory is locked (a second run on it exits, naming this one's
+       process) and the run state a crashed run resumes from is read.
+
+    A session that ends well writes config.json and removes the crash backups.
+    """
+
+    def __init__(self, config, run_dir: RunDir, mode: str, *, teacher: str = "none"):
+        self.config = config
+        self.run_dir = run_dir
+        self.mode = mode
+        self._teacher_mode = teacher
+        self.teacher = None
+        self.seeds = [config.seed + i for i in range(config.num_seeds)]
+        self._stack = contextlib.ExitStack()
+
+    def __enter__(self) -> Session:
+        with self._stack as stack:
+            self._setup(stack)
+            self._stack = stack.pop_all()
+        return self
+
+    def __exit__(self, exc_type, *_):
+        try:
+            if exc_type is None:
+                # Only now: a run that fails or is interrupted leaves the last
+                # finished run's config.json, never one no finished run used.
+                files.write_json(
+                    self.run_dir.file("config.json"), self.config.to_dict()
+                )
+                self.state.close()
+        finally:
+            self._stack.close()
+
+    def _setup(self, stack: contextlib.ExitStack) -> None:
+        config = self.config
+        teacher_paths = self._teacher_paths()
+        strategy = distribute.make_strategy(config.strategy)
+        distribute.check_batch_size(config.batch_size, strategy)
+        stack.enter_context(_runtime(config))
+        splits = config_lib.load_data(config)
+        _check_against_data(config, splits)
+        transfer = config_lib.transfer_data(config, splits)
+        logging.info("Config: %s", config.to_json(sort_keys=True))
+        logging.info(
+            "Data %s: %s, input %s, %d classes. Strategy %s with %d replica(s), "
+            "global batch %d (%d per replica).",
+            splits.source,
+            splits.sizes(),
+            splits.input_shape,
+            splits.num_classes,
+            type(strategy).__name__,
+            strategy.num_replicas_in_sync,
+            config.batch_size,
+            config.batch_size // strategy.num_replicas_in_sync,
+        )
+        self.members = [load_fitting(p, splits, strategy) for p in teacher_paths]
+        if len(self.members) == 1:
+            self.teacher = self.members[0]
+        elif self.members:
+            with strategy.scope():
+                self.teacher = ensemble.build(self.members, config.distill.temperature)
+        if config.distill.method == "hint":
+            _check_hint_layers(config, splits, self.teacher)
+        root, tensorboard = stack.enter_context(
+            distribute.output_dirs(
+                strategy, self.run_dir.root, self.run_dir.tensorboard
+            )
+        )
+        self.run_dir = RunDir(root, tensorboard)
+        stack.enter_context(files.locked(root))  # one run per folder at a time
+        self.state = resume.RunState(
+            self.run_dir.backup_root, config=config.to_dict(), mode=self.mode
+        )
+        self.task = trainer.ClassifierTask(
+            config_lib.classifier_settings(config),
+            splits,
+            strategy,
+            self.run_dir,
+            self.state,
+            transfer=transfer,
+        )
+        if self.teacher is not None:
+            self.task.set_teacher(self.teacher)
+
+    def _teacher_paths(self) -> list[str]:
+        """The teacher(s) the mode distils from: config.teacher_paths (an
+        ensemble, for every mode that takes a teacher), config.teacher_path, else
+        <workdir>/teacher; none for "none"."""
+        if self._teacher_mode == "none":
+            return []
+        if self.config.teacher_paths:
+            return list(self.config.teacher_paths)
+        path = self._teacher_path()
+        return [path] if path else []
+
+    def _teacher_path(self) -> str | None:
+        """config.teacher_path, else <workdir>/teacher, as the mode needs it."""
+        path = self.config.teacher_path or self.run_dir.model(TEACHER).keras
+        if os.path.exists(path):  # a folder too: architectures.load says what it is
+            return path
+        if self.config.teacher_path:
+            raise FileNotFoundError(f"config.teacher_path {path!r} does not exist")
+        if self._teacher_mode == "optional":
+            return None
+        raise FileNotFoundError(
+            f"No trained teacher at {path}. Run --model=teacher first with the same "
+            "--workdir, or set --config.teacher_path to a .keras teacher."
+        )
+
+    def discard(self, *names: str) -> None:
+        """Removes run-level files this mode rewrites at its end: until then they
+        would describe models the run is replacing."""
+        for name in names:
+            path = self.run_dir.file(name)
+            if os.path.exists(path):
+                logging.info(
+                    "Removing %s of an earlier run; this run rewrites it", path
+                )
+                os.remove(path)
+
+    def ensemble_metrics(self) -> dict:
+        """The ensemble of config.teacher_paths as the run's teacher: its and each
+        member's test accuracy, written to ensemble.json; the report's teacher
+        row. Its logits are the members' probabilities averaged at T."""
+        task, test = self.task, self.task.teacher_test
+        members = [
+            {"path": path, "test_accuracy": measure.evaluate(m, task.test_ds).accuracy}
+            for path, m in zip(self.config.teacher_paths, self.members, strict=True)
+        ]
+        metrics = {
+            "model": TEACHER,
+            "config_fingerprint": task.settings.fingerprint,
+            "seed": self.config.seed,
+            "ensemble": members,
+            "temperature": float(self.config.distill.temperature),
+            "test_accuracy": test.accuracy,
+            "test_loss": test.loss,
+            "params": self.teacher.count_params(),
+            "saved_model_bytes": None,  # a committee is not shipped
+            "data": {"source": task.splits.source, **task.splits.sizes()},
+        }
+        files.write_json(self.run_dir.file("ensemble.json"), metrics)
+        logging.info(
+            "Teacher ensemble of %d: test accuracy %.4f (members %s)",
+            len(members),
+            test.accuracy,
+            ", ".join(f"{m['test_accuracy']:.4f}" for m in members),
+        )
+        return metrics
+
+    def key(self, base: str, seed: int) -> ModelKey:
+        return ModelKey.of(base, seed, self.config.seed)
+
+    def train_teacher(self):
+        """(teacher, metrics); the teacher is then the one students are compared to."""
+        self.teacher, metrics = self.task.train(
+            self.key(TEACHER, self.config.seed),
+            config_lib.model_spec(self.config.teacher),
+            seed=self.config.seed,
+            ship=True,
+        )
+        if self.task.teacher_test is None:  # reused from an interrupted run
+            self.task.set_teacher(self.teacher)
+        return self.teacher, metrics
+
+    def train_students(self, base: str, *, ship: bool) -> dict[str, dict]:
+        """The student alone for every seed; the first seed's is shipped if `ship`."""
+        results = {}
+        for seed in self.seeds:
+            key = self.key(base, seed)
+            _, results[key.name] = self.task.train(
+                key,
+                config_lib.model_spec(self.config.student),
+                seed=seed,
+                ship=ship and key.is_first_seed,
+            )
+        return results
+
+    def distil(self, key_of, method, *, ship: bool = True) -> dict[str, dict]:
+        """A distilled student for every seed, keyed `key_of(seed)`."""
+        results = {}
+        for seed in self.seeds:
+            key = key_of(seed)
+            results[key.name] = self.task.distill(
+                key,
+                self.teacher,
+                method,
+                spec=config_lib.model_spec(self.config.student),
+                epochs=config_lib.distill_epochs(self.config),
+                seed=seed,
+                ship=ship and key.is_first_seed,
+            )
+        return results
+
+    def distil_generations(self, method) -> dict[str, dict]:
+        """Generations 2..config.distill.generations (Furlanello et al. 2018,
+        born-again networks): each seed's student of generation g is distilled
+        from that seed's student of generation g - 1; the last generation's first
+        seed is exported."""
+        last = self.config.distill.generations
+        results = {}
+        for generation in range(2, last + 1):
+            for seed in self.seeds:
+                previous = self.key(generation_base(generation - 1), seed)
+                teacher = architectures.load(
+                    self.run_dir.model(previous).keras, self.task.strategy
+                )
+                key = self.key(generation_base(generation), seed)
+                results[key.name] = self.task.distill(
+                    key,
+                    teacher,
+                    method,
+                    spec=config_lib.model_spec(self.config.student),
+                    epochs=config_lib.distill_epochs(self.config),
+                    seed=seed,
+                    ship=generation == last and key.is_first_seed,
+                )
+        return results
+
+
+def _check_against_data(config, splits) -> None:
+    """The config checks that need the data, before anything is written."""
+    for role in ("teacher", "student"):
+        spec = config_lib.model_spec(config[role])
+        if architectures.is_imported(spec.arch):
+            # A user's builder: build it once now, so that a model that does not
+            # fit the data fails here and not after the teacher has trained.
+            try:
+                architectures.build_for(spec, splits, name=role)
+            except ValueError as e:
+                raise ValueError(f"config.{role}.arch: {e}") from None
+    if config.batch_size > len(splits.y_train):
+        raise ValueError(
+            f"config.batch_size={config.batch_size} is larger than the "
+            f"{len(splits.y_train)} training examples: every epoch would be one "
+            "short batch"
+        )
+    if config.distill.method == "dkd" and splits.num_classes < 3:
+        raise ValueError(
+            f"config.distill.method='dkd' needs at least 3 classes (its non-target "
+            f"term is over the other classes); {splits.source} has "
+            f"{splits.num_classes}"
+        )
+    channels = splits.input_shape[-1]
+    if config.augment.color_jitter and channels != 3:
+        raise ValueError(
+            f"config.augment.color_jitter={config.augment.color_jitter} needs RGB "
+            f"images; these have {channels} channel(s)"
+        )
+
+
+def _check_hint_layers(config, splits, teacher) -> None:
+    """The hint's layers exist and their shapes can be regressed, before any
+    training: on the teacher to distil from, or one built from config.teacher."""
+    student = architectures.build_for(
+        config_lib.model_spec(config.student), splits, name="s"
+    )
+    if teacher is None:
+        spec = config_lib.model_spec(config.teacher)
+        teacher = architectures.build_for(spec, splits, name="teacher")
+    try:
+        config_lib.method(config).feature_models(student=student, teacher=teacher)
+    except ValueError as e:
+        raise ValueError(f"config.distill.hint: {e}") from None
+
+
+@contextlib.contextmanager
+def _runtime(config):
+    """Seeds, op determinism and the mixed-precision policy for the session;
+    the policy and determinism are restored afterwards (tests and notebooks run
+    several sessions in one process)."""
+    from tensorflow.python.framework import config as tf_config  # no public getter
+
+    policy = keras.mixed_precision.global_policy()
+    deterministic = tf_config.is_op_determinism_enabled()
+    keras.utils.set_random_seed(config.seed)  # Python, NumPy and TensorFlow
+    if config.deterministic:
+        tf.config.experimental.enable_op_determinism()
+    keras.mixed_precision.set_global_policy(config.mixed_precision or "float32")
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(policy)
+        if not deterministic:
+            tf_config.disable_op_determinism()

@@ -1,0 +1,330 @@
+"""The classifier task: train, distil, measure, save and export one model of a run.
+
+`ClassifierTask` holds what the models of one run share (data pipelines, strategy,
+run directory, crash state, the teacher's cached logits); the experiment layer
+(experiment.py) decides which models a mode trains. For each model, in this order:
+
+    1. build it (the same seed before every build: the student alone and the
+       distilled student of one seed start from identical weights);
+    2. fit it (fitting.fit: backups, early stopping, NaN stop, TensorBoard);
+    3. keep the best-on-validation or the last epoch's weights, measuring both
+       (fitting.select_weights);
+    4. save model.keras, export it (if shipped), write metrics.json, and mark it
+       finished for a resumed run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import keras
+import numpy as np
+from absl import logging
+
+from tf_distill.data import augment, batches
+from tf_distill.data import unlabelled as transfer_lib
+from tf_distill.distillation.distiller import Distiller
+from tf_distill.models import architectures, measure
+from tf_distill.outputs import files
+from tf_distill.outputs.rundir import ModelKey, RunDir
+from tf_distill.reports import metrics_file
+from tf_distill.shipping import shipper
+from tf_distill.teacher import cache
+from tf_distill.training import fitting
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """How the classifiers of a run are trained, cached and shipped."""
+
+    batch_size: int = 64  # global, across replicas
+    steps_per_execution: int = 1
+    learning_rate: float = 3e-3
+    final_lr_fraction: float = 0.1
+    amsgrad: bool = False
+    early_stopping: fitting.EarlyStopping = fitting.EarlyStopping()
+    # The distilled student's: a patient schedule (Beyer et al. 2022) may need none.
+    distill_early_stopping: fitting.EarlyStopping = fitting.EarlyStopping()
+    tensorboard_every_steps: int = 100
+    augment: augment.AugmentSpec = augment.AugmentSpec()
+    cache_teacher_logits: bool = True
+    cache_dtype: str = "float32"
+    cache_top_k: int = 0  # keep the k largest logits (topk.py); 0: all
+    cached_views: int = 0  # K augmented views per image, the teacher run on each
+    validation_teacher: bool = False  # the teacher also on the validation split
+    teacher_batch_size: int = 256
+    teacher_dtype: str = "float32"
+    export_tflite: bool = True
+    representative_examples: int = 500  # int8 calibration images
+    representative_seed: int = 0
+    fingerprint: str = ""  # of the run's config, stamped on every model's metrics
+
+
+class ClassifierTask:
+    """The models of one classification run."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        splits,
+        strategy,
+        run_dir: RunDir,
+        state,
+        *,
+        transfer: str | np.ndarray | None = None,
+    ):
+        """`transfer`: what the distilled student trains on besides the labelled
+        training images (transfer.distillation_set): None, "train" or images."""
+        self.settings = settings
+        self.splits = splits
+        self.strategy = strategy
+        self.run_dir = run_dir
+        self.state = state  # resume.RunState: what a crashed run finished
+        batch = settings.batch_size
+        self.val_ds = batches.pipeline(splits.x_val, splits.y_val, batch_size=batch)
+        self.test_ds = batches.pipeline(splits.x_test, splits.y_test, batch_size=batch)
+        self.labelled = (splits.x_train, splits.y_train)
+        self.transfer_set = transfer_lib.distillation_set(splits, transfer)
+        if len(self.transfer_set[1]) > len(splits.y_train):
+            logging.info(
+                "The distilled student trains on %d images: %d labelled, %d not",
+                len(self.transfer_set[1]),
+                len(splits.y_train),
+                len(self.transfer_set[1]) - len(splits.y_train),
+            )
+        self.shipping = shipper.Shipping(settings, splits, strategy, run_dir, state)
+        self.teacher_test = None  # measure.ClassMetrics of the teacher, on test
+        self.signals = cache.TeacherSignals(
+            settings, splits, self.transfer_set[0], strategy, self.val_ds
+        )
+
+    def set_teacher(self, teacher: keras.Model) -> None:
+        """The teacher the students are compared with (test-split agreement)."""
+        self.teacher_test = measure.evaluate(teacher, self.test_ds)
+
+    def train(
+        self, key: ModelKey, spec: architectures.ModelSpec, *, seed: int, ship: bool
+    ):
+        """Trains a model on the labels alone (the teacher, or a student alone).
+
+        Returns:
+            (the trained model, its metrics).
+        """
+        if self.state.trained(key.name):
+            return self.shipping.reuse(key, ship=ship)
+        steps = self._steps(len(self.labelled[1]))
+        with self.strategy.scope():
+            model = self._build(spec, key.role, seed)
+            model.compile(
+                optimizer=self._optimizer(spec.epochs, steps),
+                loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+                steps_per_execution=steps.per_execution,
+            )
+        result = self._fit(
+            model, key, spec.epochs, seed, self.val_ds, self.labelled, steps
+        )
+        metrics = self._finish(
+            key,
+            model,
+            model,
+            result,
+            ship=ship,
+            seed=seed,
+            examples=len(self.labelled[1]),
+        )
+        return model, metrics
+
+    def distill(
+        self,
+        key: ModelKey,
+        teacher: keras.Model,
+        method,
+        *,
+        spec: architectures.ModelSpec,
+        epochs: int,
+        seed: int,
+        ship: bool,
+    ) -> dict:
+        """Distils `teacher` into a fresh student built from `spec`; its metrics.
+
+        With cached logits (settings.cache_teacher_logits and no augmentation:
+        the teacher's outputs never change) the teacher runs once per run over the
+        training and validation data, and its logits travel with each example;
+        otherwise it runs in every step. Both give the same loss on the same batch.
+        """
+        if self.state.trained(key.name):
+            return self.shipping.reuse(key, ship=ship, load_model=False)[1]
+        signal = self.signals.of(
+            teacher, features=getattr(method, "needs", "logits") == "features"
+        )
+        steps = self._steps(len(self.transfer_set[1]))
+        with self.strategy.scope():
+            student = self._build(spec, key.role, seed)
+            distiller = Distiller(
+                student=student,
+                # Unused with cached logits; then the teacher is not even traced.
+                teacher=teacher if signal.path == cache.PER_STEP else None,
+                method=method,
+                validation_teacher=self.settings.validation_teacher,
+            )
+            distiller.compile(
+                optimizer=self._optimizer(epochs, steps),
+                steps_per_execution=steps.per_execution,
+            )
+        result = self._fit(
+            distiller,
+            key,
+            epochs,
+            seed,
+            signal.val_ds,
+            self.transfer_set,
+            steps,
+            signal,
+            distilling=True,
+        )
+        return self._finish(
+            key,
+            distiller,
+            student,
+            result,
+            ship=ship,
+            seed=seed,
+            examples=len(self.transfer_set[1]),
+            distilling=True,
+            teacher_seconds=signal.seconds,
+            extra={**method.describe(), **signal.describe()},
+        )
+
+    def _build(self, spec, role, seed):
+        # The same seed before every build: the student alone and the distilled
+        # student of one seed start from identical weights, so their gap is
+        # distillation's. It also seeds the dropout of the fit that follows.
+        keras.utils.set_random_seed(seed)
+        return architectures.build_for(spec, self.splits, name=role)
+
+    def _steps(self, examples: int) -> fitting.Steps:
+        s = self.settings
+        return fitting.steps(examples, s.batch_size, s.steps_per_execution)
+
+    def _optimizer(self, epochs, steps):
+        s = self.settings
+        return fitting.cosine_adam(
+            learning_rate=s.learning_rate,
+            total_steps=epochs * steps.per_epoch,
+            final_lr_fraction=s.final_lr_fraction,
+            amsgrad=s.amsgrad,
+        )
+
+    def _fit(
+        self,
+        model,
+        key,
+        epochs,
+        seed,
+        val_ds,
+        train,
+        steps,
+        signal=None,
+        distilling=False,
+    ):
+        """Fits `model` on `train` = (images, labels) (fitting.fit); a
+        distilled student's batches carry the teacher's `signal`."""
+        paths = self.run_dir.model(key)
+        x, y = train
+        augmentation = augment.build(
+            self.settings.augment,
+            input_shape=self.splits.input_shape,
+            input_scale=self.splits.input_scale,
+            seed=seed,
+            distilling=distilling,
+        )
+
+        def train_ds(epoch_range):
+            # Epoch e's order depends on (seed, e) alone: the models of one seed
+            # see the same batches, and a resumed run continues in that order.
+            if signal is not None:
+                return signal.training_batches(
+                    x,
+                    y,
+                    batch_size=self.settings.batch_size,
+                    seed=seed,
+                    epochs=epoch_range,
+                    augment=augmentation,
+                )
+            return batches.pipeline(
+                x,
+                y,
+                batch_size=self.settings.batch_size,
+                shuffle_seed=seed,
+                epochs=epoch_range,
+                augment=augmentation,
+            )
+
+        return fitting.fit(
+            model,
+            name=key.name,
+            make_train_ds=train_ds,
+            val_ds=val_ds,
+            epochs=epochs,
+            steps_per_epoch=steps.per_epoch,
+            backup_dir=self.state.model_dir(key.name),
+            tensorboard_dir=paths.tensorboard,
+            tensorboard_every_steps=self.settings.tensorboard_every_steps,
+            early_stopping=self._early_stopping(distilling),
+        )
+
+    def _early_stopping(self, distilling: bool) -> fitting.EarlyStopping:
+        s = self.settings
+        return s.distill_early_stopping if distilling else s.early_stopping
+
+    def _finish(
+        self,
+        key,
+        fitted,
+        model,
+        result,
+        *,
+        ship,
+        seed,
+        examples,
+        distilling=False,
+        teacher_seconds=0.0,
+        extra=None,
+    ):
+        """Steps 3 and 4: keeps weights, saves, writes metrics.json, then exports.
+
+        "Trained" is recorded once model.keras and metrics.json are written, before
+        the export: a run killed while exporting resumes by exporting this model,
+        not by training it on from a backup.
+        """
+        teacher_logits = None if self.teacher_test is None else self.teacher_test.logits
+        selection = fitting.select_weights(
+            fitted,
+            result,
+            evaluate=lambda: measure.evaluate(
+                model, self.test_ds, teacher_logits=teacher_logits
+            ),
+            keep_best=self._early_stopping(distilling).patience > 0,
+        )
+        paths = self.run_dir.model(key)
+        files.save_keras(model, paths.keras)
+        metrics = metrics_file.describe(
+            key,
+            model,
+            result,
+            selection,
+            seed=seed,
+            teacher_seconds=teacher_seconds,
+            splits=self.splits,
+            train_examples=examples,
+            strategy=self.strategy,
+            fingerprint=self.settings.fingerprint,
+        )
+        metrics.update(extra or {})
+        if key.base == "teacher":  # what the students are compared with
+            self.teacher_test = selection.kept
+        files.write_json(paths.metrics, metrics)
+        self.state.mark_trained(key.name)
+        metrics_file.log(metrics, selection)
+        return self.shipping.ship(key, model, metrics, ship=ship)

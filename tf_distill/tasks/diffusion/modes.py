@@ -1,0 +1,251 @@
+"""The `--model` modes of the diffusion task (config.task = "diffusion").
+
+    teacher     trains the many-step teacher (its EMA weights are what samples)
+    student     the baseline to beat: the teacher's own DDIM at 1, 2, 4, ...
+                teacher_steps steps, its quality at each count
+    distilling  the halving rounds teacher_steps -> ... -> final_steps, each
+                round's student saved and measured; the last one exported
+    all         the three, then report.{json,md} and quality.png
+    export      re-exports the final student's sampler SavedModel
+    evaluate    measures the exported sampler as a client runs it
+
+experiment.run dispatches here; each mode opens a `session` (strategy, seeds,
+data, lock, the run state a crash resumes from) like the classifiers' modes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+
+import keras
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from tf_distill.data import sources
+from tf_distill.outputs import files
+from tf_distill.outputs.rundir import TEACHER, RunDir
+from tf_distill.tasks.classifier import settings as config_lib
+from tf_distill.tasks.diffusion import quality, report, sampler, settings
+from tf_distill.tasks.diffusion.task import (
+    GRID_SAMPLES,
+    STUDENT,
+    DiffusionTask,
+    round_name,
+)
+from tf_distill.training import distribute, resume
+
+
+@contextlib.contextmanager
+def session(config, run_dir: RunDir, mode: str, *, needs: str | None = None):
+    """A DiffusionTask on the run directory, locked; config.json and the end of
+    the crash backups when the block ends well. `needs`: a model the mode reads
+    (the teacher, the final student), looked for before anything is written."""
+    if needs is not None and not os.path.isfile(run_dir.model(needs).keras):
+        first = "--model=teacher" if needs == TEACHER else "--model=distilling"
+        raise FileNotFoundError(
+            f"No trained {needs} at {run_dir.model(needs).keras}. Run {first} "
+            "first with the same --config and --workdir (or --model=all)."
+        )
+    strategy = distribute.make_strategy(config.strategy)
+    distribute.check_batch_size(config.batch_size, strategy)
+    keras.utils.set_random_seed(config.seed)
+    splits = sources.load(config_lib.data_spec(config))
+    _check_images(config, splits)
+    logging.info("Config: %s", config.to_json(sort_keys=True))
+    logging.info(
+        "Data %s: %s, images %s", splits.source, splits.sizes(), splits.input_shape
+    )
+    with distribute.output_dirs(strategy, run_dir.root, run_dir.tensorboard) as (
+        root,
+        tensorboard,
+    ):
+        run_dir = RunDir(root, tensorboard)
+        with files.locked(root):
+            state = resume.RunState(
+                run_dir.backup_root, config=config.to_dict(), mode=mode
+            )
+            task = DiffusionTask(
+                settings.from_config(config), splits, strategy, run_dir, state
+            )
+            yield task
+            files.write_json(run_dir.file("config.json"), config.to_dict())
+            state.close()
+
+
+def _check_images(config, splits) -> None:
+    height, width = splits.input_shape[:2]
+    factor = 2 ** (len(config.diffusion.multipliers) - 1)
+    if height % factor or width % factor:
+        raise ValueError(
+            f"config.diffusion.multipliers={tuple(config.diffusion.multipliers)}: "
+            f"{height}x{width} images cannot be halved {factor.bit_length() - 1} "
+            "time(s); use fewer levels"
+        )
+    if config.quality.num_samples < 2:
+        raise ValueError("config.quality.num_samples must be >= 2 (FID, KID)")
+
+
+def teacher(config, run_dir):
+    with session(config, run_dir, "teacher") as task:
+        return {TEACHER: task.train_teacher()[1]}
+
+
+def _ddim_baseline(task: DiffusionTask) -> dict:
+    """The teacher's DDIM at every power-of-two step count: student/metrics.json."""
+    paths = task.run_dir.model(STUDENT)
+    if task.state.finished(STUDENT):
+        return files.read_json(paths.metrics)
+    network = task.load(TEACHER)
+    measured = {}
+    for steps in task.settings.ddim_steps:
+        measured[str(steps)], images = task.quality(network, steps)
+        grid = os.path.join(paths.dir, f"samples_steps{steps}.png")
+        sampler.write_grid(images[:GRID_SAMPLES], grid)
+    metrics = {
+        "model": STUDENT,
+        "sampler": "DDIM of the teacher",
+        "quality": measured,
+        "floor": task.floor()["real_vs_real"],
+    }
+    files.write_json(paths.metrics, metrics)
+    task.state.mark_finished(STUDENT)
+    return metrics
+
+
+def student(config, run_dir):
+    with session(config, run_dir, "student", needs=TEACHER) as task:
+        return {STUDENT: _ddim_baseline(task)}
+
+
+def _distil(task: DiffusionTask) -> dict:
+    results = task.distil_rounds(task.load(TEACHER))
+    for name, metrics in results.items():
+        if "quality" not in metrics:
+            network = task.load(name)
+            metrics["quality"], _ = task.quality(network, metrics["sampling_steps"])
+            files.write_json(task.run_dir.model(name).metrics, metrics)
+    for name, shipped in _export(task).items():
+        results[name] = {**results[name], **shipped}
+    return results
+
+
+def _export(task: DiffusionTask) -> dict:
+    """The final student's sampler as a SavedModel, loaded back once to check."""
+    steps = task.settings.round_steps[-1]
+    name = round_name(steps)
+    paths = task.run_dir.model(name)
+    size = sampler.export(
+        task.load(name),
+        paths.saved_model,
+        num_steps=steps,
+        prediction=task.settings.prediction,
+    )
+    sampler.check_exported(paths.saved_model)
+    logging.info("Exported the %d-step sampler to %s", steps, paths.saved_model)
+    return {name: {"saved_model": paths.saved_model, "saved_model_bytes": size}}
+
+
+def distilling(config, run_dir):
+    with session(config, run_dir, "distilling", needs=TEACHER) as task:
+        return _distil(task)
+
+
+def all_models(config, run_dir):
+    with session(config, run_dir, "all") as task:
+        for name in report.FILES:
+            if os.path.exists(task.run_dir.file(name)):
+                os.remove(task.run_dir.file(name))  # rewritten at the end
+        results = {TEACHER: task.train_teacher()[1]}
+        results[STUDENT] = _ddim_baseline(task)
+        results.update(_distil(task))
+        report.write(task.run_dir, results, title=config.name)
+        return results
+
+
+def export_sampler(config, run_dir):
+    final = round_name(settings.from_config(config).round_steps[-1])
+    with session(config, run_dir, "export", needs=final) as task:
+        return _export(task)
+
+
+def evaluate_export(config, run_dir):
+    """The exported sampler's quality from the same noise, as a client draws it
+    (uint8 images), beside the Keras model's: <final model>/evaluation.json."""
+    final = round_name(settings.from_config(config).round_steps[-1])
+    with session(config, run_dir, "evaluate", needs=final) as task:
+        s, paths = task.settings, task.run_dir.model(final)
+        if not os.path.isdir(paths.saved_model):
+            raise FileNotFoundError(
+                f"No exported sampler at {paths.saved_model}: run --model=all or "
+                "--model=distilling first with the same --config and --workdir"
+            )
+        draw = tf.saved_model.load(paths.saved_model).signatures["from_noise"]
+        per_seed = []
+        for seed in range(s.noise_seeds):
+            z = sampler.noise(seed, s.num_samples, task.image_shape)
+            pixels = draw(noise=z)["images"].numpy().astype(np.float32)
+            per_seed.append(task.reference().measure(pixels / 127.5 - 1.0))
+        result = {"saved_model": quality.summarise(per_seed)}
+        if os.path.isfile(paths.metrics):
+            result["keras"] = files.read_json(paths.metrics).get("quality")
+        files.write_json(paths.evaluation, result)
+        return {final: result}
+
+
+MODES = {
+    "teacher": teacher,
+    "student": student,
+    "distilling": distilling,
+    "all": all_models,
+    "export": export_sampler,
+    "evaluate": evaluate_export,
+}
+
+
+def run(config, run_dir: RunDir, mode: str) -> dict[str, dict]:
+    """Validates the config and runs `mode` (experiment.run's diffusion half)."""
+    settings.validate(config)
+    if mode not in MODES:
+        raise ValueError(
+            f"--model={mode} is not a mode of the diffusion task; valid: "
+            f"{', '.join(MODES)}"
+        )
+    return MODES[mode](config, run_dir)
+
+
+def summary(mode: str, results: dict[str, dict], run_dir: RunDir) -> str:
+    """What the terminal shows when a diffusion mode ends."""
+    lines = [f"--model={mode} done. Run directory: {run_dir.root}"]
+    for name, metrics in results.items():
+        quality = metrics.get("quality", {})
+        if "fid" in quality:  # a distilled round
+            lines.append(
+                f"  {name}: {metrics['sampling_steps']}-step sampler, FID "
+                f"{quality['fid']['mean']:.2f}, model {run_dir.model(name).keras}"
+            )
+        elif name == STUDENT:
+            fids = ", ".join(f"{n}: {q['fid']['mean']:.2f}" for n, q in quality.items())
+            lines.append(f"  teacher's DDIM FID by steps: {fids}")
+        elif name == TEACHER:
+            lines.append(f"  teacher: model {run_dir.model(name).keras}")
+        shipped = metrics.get("saved_model")
+        if isinstance(shipped, str):
+            lines.append(f"  sampler for serving: {shipped}")
+        elif isinstance(shipped, dict):  # --model=evaluate
+            keras_fid = (metrics.get("keras") or {}).get("fid", {}).get("mean")
+            lines.append(
+                f"  {name}: the SavedModel's FID {shipped['fid']['mean']:.2f} "
+                f"(the Keras model's {keras_fid:.2f}), in "
+                f"{run_dir.model(name).evaluation}"
+                if keras_fid is not None
+                else f"  {name}: the SavedModel's FID {shipped['fid']['mean']:.2f}"
+            )
+    if mode == "all":
+        lines.append(
+            f"  report: {run_dir.file('report.md')}, {run_dir.file('quality.png')}"
+        )
+    if mode in ("teacher", "student", "distilling", "all"):
+        lines.append(f"  TensorBoard: tensorboard --logdir {run_dir.tensorboard}")
+    return "\n".join(lines)

@@ -1,0 +1,1 @@
+"""The teacher's signal, computed once: cached logits, cached views, top-k logits."""

@@ -1,0 +1,232 @@
+"""The teacher's logits, computed once and reused by every distilled student;
+`TeacherSignals` decides, per student, whether they are cached, cached on
+augmented views (views.py) or computed in every step.
+
+When the training images are not augmented, the teacher's outputs never change, so
+one inference pass in large batches replaces a teacher pass in every training step
+of every epoch; the logits then travel with their examples through the shuffled
+pipeline (batches.pipeline's `extra`). Both give the same loss on the same batch
+(tests/test_train.py).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import keras
+import numpy as np
+from absl import logging
+
+from tf_distill.data import batches
+from tf_distill.models import architectures
+from tf_distill.teacher import topk, views
+
+
+def teacher_logits(
+    teacher: keras.Model, x: np.ndarray, *, batch_size: int = 256, dtype="float32"
+) -> np.ndarray:
+    """The teacher's logits on `x` (raw pixels), in one pass of large batches."""
+    ds = batches.pipeline(x, batch_size=batch_size)
+    return np.asarray(teacher.predict(ds, verbose=0)).astype(dtype)
+
+
+def compute(
+    teacher: keras.Model, x: np.ndarray, *, batch_size: int, dtype: str, top_k: int = 0
+) -> tuple[np.ndarray | topk.TopK, float]:
+    """(the teacher's logits on `x`, in `dtype`, kept to their `top_k` largest
+    when 0 < top_k < classes; the seconds it took)."""
+    start = time.perf_counter()
+    logits = compact(
+        teacher_logits(teacher, x, batch_size=batch_size, dtype=dtype), top_k
+    )
+    seconds = time.perf_counter() - start
+    logging.info(
+        "Cached the teacher's logits for %d examples in %.1f s (stored as %s%s)",
+        len(x),
+        seconds,
+        dtype,
+        f", top {top_k}" if isinstance(logits, topk.TopK) else "",
+    )
+    return logits, seconds
+
+
+def compact(logits: np.ndarray, top_k: int) -> np.ndarray | topk.TopK:
+    """`logits` kept to their `top_k` largest (topk.TopK); as they are when top_k
+    is 0 or covers every class."""
+    if not 0 < top_k < logits.shape[-1]:
+        return logits
+    return topk.TopK.of(logits, top_k, logits.dtype.name)
+
+
+def per_step_reason(
+    *, cache: bool, features: bool, augmented: bool, views: int
+) -> str | None:
+    """Why the teacher must run in every training step, or None when its logits
+    are cached (once per image, or on cached views): the one place that decides,
+    for TeacherSignals.of and for the config's validation."""
+    if not cache:
+        return "caching is off (distill.cache_teacher_logits)"
+    if features:
+        return "the method reads the teacher's features"
+    if augmented and not views:
+        return "the training images are augmented (and distill.cached_views is 0)"
+    return None
+
+
+# How a distilled student gets the teacher's logits (metrics.json "teacher").
+CACHED, VIEWS, PER_STEP = "cached", "cached_views", "per_step"
+
+
+@dataclasses.dataclass(frozen=True)
+class TeacherSignal:
+    """What one distilled student trains with: the path, the validation batches
+    (with the teacher's logits when cached), the training logits ((n, classes),
+    or (n, K, classes) on views, or their topk.TopK form) and the views'
+    parameters, the teacher's seconds."""
+
+    path: str
+    val_ds: object
+    train_logits: np.ndarray | None = None
+    params: np.ndarray | None = None
+    seconds: float = 0.0
+    views: int = 0
+
+    def describe(self) -> dict:
+        out = {"teacher": self.path}
+        if self.path == VIEWS:
+            out["cached_views"] = self.views
+        if isinstance(self.train_logits, topk.TopK):
+            out["cache_top_k"] = self.train_logits.k
+        return out
+
+    def training_batches(self, x, y, *, batch_size, seed, epochs, augment):
+        """The distilled student's training batches for `epochs` (a range):
+        (pixels, labels, the teacher's logits) from the cache or the views, or
+        (pixels, labels) for the teacher in every step; shuffled from `seed`."""
+        if self.path == VIEWS:
+            return views.pipeline(
+                x,
+                y,
+                self.params,
+                self.train_logits,
+                batch_size=batch_size,
+                shuffle_seed=seed,
+                epochs=epochs,
+            )
+        return batches.pipeline(
+            x,
+            y,
+            batch_size=batch_size,
+            extra=self.train_logits,
+            shuffle_seed=seed,
+            epochs=epochs,
+            augment=augment,
+        )
+
+
+class TeacherSignals:
+    """The teacher's logits for the distilled students of a run, computed once
+    per teacher (a later generation's teacher is an earlier one's student)."""
+
+    def __init__(self, settings, splits, x_train, strategy, val_ds):
+        self.settings = settings
+        self.splits = splits
+        self.x_train = x_train  # what the distilled student trains on
+        self.strategy = strategy
+        self.val_ds = val_ds
+        self._teacher, self._logits = None, {}  # split -> (logits, seconds)
+        self._views = self._views_teacher = None
+
+    def of(self, teacher: keras.Model, features: bool = False) -> TeacherSignal:
+        """Cached once per image (no augmentation), on K cached augmented views
+        per image (settings.cached_views), or the teacher in every step
+        (augmented images without views, a features method, caching off). The
+        validation split gets the teacher's logits only with
+        settings.validation_teacher."""
+        s = self.settings
+        augmented = s.augment.enabled_for(distilling=True)
+        why = per_step_reason(
+            cache=s.cache_teacher_logits,
+            features=features,
+            augmented=augmented,
+            views=s.cached_views,
+        )
+        if why:
+            logging.info(
+                "The teacher runs in every training step (not cached: %s).", why
+            )
+            return TeacherSignal(PER_STEP, self.val_ds)
+        val_ds, val_seconds = self._validation(teacher)
+        if not augmented:
+            train_logits, seconds = self._cached(teacher, "train")
+            return TeacherSignal(
+                CACHED, val_ds, train_logits, seconds=seconds + val_seconds
+            )
+        params, logits, view_seconds = self._cached_views(teacher)
+        return TeacherSignal(
+            VIEWS,
+            val_ds,
+            logits,
+            params=params,
+            seconds=view_seconds + val_seconds,
+            views=s.cached_views,
+        )
+
+    def _validation(self, teacher):
+        """(validation batches, with the teacher's logits if asked for; seconds)."""
+        if not self.settings.validation_teacher:
+            logging.info(
+                "Validation on the labels alone: the teacher does not see the "
+                "validation split (config.distill.validation_teacher=False)"
+            )
+            return self.val_ds, 0.0
+        val_logits, seconds = self._cached(teacher, "validation")
+        val_ds = batches.pipeline(
+            self.splits.x_val,
+            self.splits.y_val,
+            batch_size=self.settings.batch_size,
+            extra=val_logits,
+        )
+        return val_ds, seconds
+
+    def _inference_copy(self, teacher):
+        return architectures.teacher_for_inference(
+            teacher, self.settings.teacher_dtype, self.strategy
+        )
+
+    def _cached(self, teacher, split):
+        """(the teacher's logits on the raw images of `split`, "train" or
+        "validation", and the seconds they took), computed once per teacher."""
+        if self._teacher is not teacher:
+            self._teacher, self._logits = teacher, {}
+        if split not in self._logits:
+            s = self.settings
+            x = self.x_train if split == "train" else self.splits.x_val
+            logits, seconds = compute(
+                self._inference_copy(teacher),
+                x,
+                batch_size=s.teacher_batch_size,
+                dtype=s.cache_dtype,
+                top_k=s.cache_top_k,
+            )
+            self._logits[split] = (logits, seconds)
+        return self._logits[split]
+
+    def _cached_views(self, teacher):
+        """(parameters, logits, seconds) of the teacher on the cached views."""
+        if self._views is None or self._views_teacher is not teacher:
+            s = self.settings
+            params = views.draw_params(
+                s.augment, len(self.x_train), s.cached_views, s.representative_seed
+            )
+            logits, seconds = views.teacher_logits(
+                self._inference_copy(teacher),
+                self.x_train,
+                params,
+                batch_size=s.teacher_batch_size,
+                dtype=s.cache_dtype,
+            )
+            self._views_teacher = teacher
+            self._views = (params, compact(logits, s.cache_top_k), seconds)
+        return self._views

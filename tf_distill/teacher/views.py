@@ -1,0 +1,189 @@
+"""Cached augmented views: the teacher runs K times in all, not once per step.
+
+With augmentation on, the teacher must see the student's augmented pixels, so its
+logits cannot be cached per image and it runs in every training step (what
+keras.distillation pays). Following FKD (Shen & Xing, ECCV 2022, "A Fast
+Knowledge Distillation Framework for Visual Recognition") and Ridnik et al. 2022
+("Solving ImageNet"), `config.distill.cached_views = K` instead:
+
+1. draws, for each training image, K sets of augmentation parameters from a
+   seeded generator (`draw_params`: a shift, flips, a rotation, a mixup partner
+   and weight, as config.augment allows);
+2. runs the teacher once over each of the K views (`render` makes the pixels)
+   and keeps the parameters and the logits (in config.distill.cache_dtype);
+3. in each epoch trains the student on one stored view per image, chosen from
+   (seed, epoch), re-creating with `render` exactly the pixels the teacher saw.
+
+The parameters depend on the run's first seed alone, so every seed's student and
+a resumed run use the same views; each student's seed picks among them. The
+augmentations are this module's own (integer shifts, bilinear rotation about the
+centre with zeros outside, flips, mixup with the partner's raw image), not Keras'
+random layers, which cannot replay a given draw; colour jitter is not offered.
+"""
+
+from __future__ import annotations
+
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from tf_distill.data import augment, batches
+from tf_distill.teacher import topk
+
+# The columns of a view's parameters.
+PARAMS = ("dy", "dx", "flip_h", "flip_v", "angle", "partner", "mix")
+_DY, _DX, _FLIP_H, _FLIP_V, _ANGLE, _PARTNER, _MIX = range(len(PARAMS))
+
+
+def draw_params(spec: augment.AugmentSpec, n: int, k: int, seed: int) -> np.ndarray:
+    """(n, k, len(PARAMS)) float32 parameters, a function of (spec, n, k, seed)."""
+    rng = np.random.default_rng([seed, n, k])
+    params = np.zeros((n, k, len(PARAMS)), np.float32)
+    if spec.translate:
+        shift = rng.integers(-spec.translate, spec.translate + 1, (n, k, 2))
+        params[..., _DY], params[..., _DX] = shift[..., 0], shift[..., 1]
+    if spec.flip in ("horizontal", "horizontal_and_vertical"):
+        params[..., _FLIP_H] = rng.random((n, k)) < 0.5
+    if spec.flip in ("vertical", "horizontal_and_vertical"):
+        params[..., _FLIP_V] = rng.random((n, k)) < 0.5
+    if spec.rotation:
+        degrees = rng.uniform(-spec.rotation, spec.rotation, (n, k))
+        params[..., _ANGLE] = np.deg2rad(degrees)
+    params[..., _PARTNER] = np.arange(n)[:, None]  # itself: no mixing
+    params[..., _MIX] = 1.0
+    if spec.mixup:
+        params[..., _PARTNER] = rng.integers(0, n, (n, k))
+        params[..., _MIX] = rng.beta(spec.mixup, spec.mixup, (n, k))
+    return params
+
+
+def render(x, partner, params):
+    """The views' pixels: float32 (b, h, w, c) from raw images `x`, their mixup
+    partners' raw images and (b, len(PARAMS)) parameters. Per image, so a view's
+    pixels do not depend on the batch it comes in."""
+    x = tf.cast(x, tf.float32)
+    partner = tf.cast(partner, tf.float32)
+    column = lambda i: tf.reshape(params[:, i], (-1, 1, 1, 1))  # noqa: E731
+    mix = column(_MIX)
+    x = mix * x + (1.0 - mix) * partner
+    x = tf.where(column(_FLIP_H) > 0.5, tf.reverse(x, axis=[2]), x)
+    x = tf.where(column(_FLIP_V) > 0.5, tf.reverse(x, axis=[1]), x)
+    height, width = x.shape[1], x.shape[2]
+    cy, cx = (height - 1) / 2.0, (width - 1) / 2.0
+    angle, dy, dx = params[:, _ANGLE], params[:, _DY], params[:, _DX]
+    cos, sin = tf.cos(angle), tf.sin(angle)
+    # Output pixel (u, v) reads input R(-angle) ((u, v) - centre - shift) + centre.
+    transforms = tf.stack(
+        [
+            cos,
+            sin,
+            cx - cos * (cx + dx) - sin * (cy + dy),
+            -sin,
+            cos,
+            cy + sin * (cx + dx) - cos * (cy + dy),
+            tf.zeros_like(cos),
+            tf.zeros_like(cos),
+        ],
+        axis=1,
+    )
+    return tf.raw_ops.ImageProjectiveTransformV3(
+        images=x,
+        transforms=transforms,
+        output_shape=tf.constant([height, width]),
+        fill_value=0.0,
+        interpolation="BILINEAR",
+        fill_mode="CONSTANT",
+    )
+
+
+def teacher_logits(
+    teacher: keras.Model,
+    x: np.ndarray,
+    params: np.ndarray,
+    *,
+    batch_size: int,
+    dtype: str,
+) -> tuple[np.ndarray, float]:
+    """((n, k, classes) logits of the teacher on every view, the seconds taken)."""
+    start = time.perf_counter()
+    n, k = params.shape[:2]
+    images = tf.constant(x)
+
+    @tf.function
+    def view_logits(idx, p):
+        partner = tf.gather(images, tf.cast(p[:, _PARTNER], tf.int32))
+        return teacher(render(tf.gather(images, idx), partner, p), training=False)
+
+    out = None
+    for view in range(k):
+        for start_i in range(0, n, batch_size):
+            idx = np.arange(start_i, min(n, start_i + batch_size))
+            logits = view_logits(tf.constant(idx), tf.constant(params[idx, view]))
+            if out is None:
+                out = np.zeros((n, k, logits.shape[-1]), dtype)
+            out[idx, view] = np.asarray(logits).astype(dtype)
+    seconds = time.perf_counter() - start
+    logging.info(
+        "Cached the teacher's logits on %d views of %d images in %.1f s "
+        "(%d teacher passes in all, stored as %s)",
+        k,
+        n,
+        seconds,
+        k,
+        dtype,
+    )
+    return out, seconds
+
+
+def pipeline(
+    x: np.ndarray,
+    y: np.ndarray,
+    params: np.ndarray,
+    logits: np.ndarray | topk.TopK,
+    *,
+    batch_size: int,
+    shuffle_seed: int,
+    epochs: range,
+) -> tf.data.Dataset:
+    """(view pixels, labels, the teacher's logits on that view) batches.
+
+    Epoch e's order and each image's view depend on (shuffle_seed, e) alone, so a
+    resumed run continues with the views it would have had.
+    """
+    n, k = params.shape[:2]
+    images, labels = tf.constant(x), tf.constant(y)
+    params_t = tf.constant(params)
+    if isinstance(logits, topk.TopK):
+        columns = (tf.constant(logits.values), tf.constant(logits.classes))
+    else:
+        columns = (tf.constant(logits),)
+    seed = tf.constant(shuffle_seed, tf.int64)
+
+    def one_epoch(epoch):
+        order = tf.random.experimental.stateless_shuffle(
+            tf.range(n, dtype=tf.int64), seed=tf.stack([seed, epoch])
+        )
+        pick = tf.random.stateless_uniform(
+            [n], seed=tf.stack([seed + 1, epoch]), maxval=k, dtype=tf.int64
+        )
+        pairs = (order, tf.gather(pick, order))  # image i keeps its view pick[i]
+        return tf.data.Dataset.from_tensor_slices(pairs).batch(batch_size)
+
+    def to_batch(idx, view):
+        where = tf.stack([idx, view], axis=1)
+        p = tf.gather_nd(params_t, where)
+        partner = tf.gather(images, tf.cast(p[:, _PARTNER], tf.int64))
+        pixels = render(tf.gather(images, idx), partner, p)
+        teacher = [tf.gather_nd(column, where) for column in columns]
+        if isinstance(logits, topk.TopK):
+            teacher = topk.expand(*teacher, logits.num_classes)
+        else:
+            teacher = tf.cast(teacher[0], tf.float32)
+        return pixels, tf.gather(labels, idx), teacher
+
+    ds = tf.data.Dataset.range(epochs.start, epochs.stop).flat_map(one_epoch)
+    ds = ds.map(to_batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return batches.finish(ds)

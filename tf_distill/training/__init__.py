@@ -1,0 +1,2 @@
+"""Fitting a model: the optimiser, callbacks, backups a crashed run resumes from,
+and the distribution strategy."""

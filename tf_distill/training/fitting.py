@@ -1,0 +1,232 @@
+"""Fitting one Keras model, and choosing which of its weights to keep.
+
+`fit` runs `model.fit` with what every model of a run gets: crash backups it resumes
+from, early stopping that remembers the best epoch, a NaN stop, TensorBoard. It
+returns a `FitResult`; `select_weights` then measures the best-on-validation and the
+last epoch's weights and leaves the kept ones in the model. Both take plain values,
+so they run (and are tested) without a run directory or a config.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import shutil
+import sys
+from collections.abc import Callable
+from typing import NamedTuple
+
+import keras
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from tf_distill.training import progress, resume
+
+
+@dataclasses.dataclass(frozen=True)
+class EarlyStopping:
+    monitor: str = "val_accuracy"  # "val_accuracy" or "val_loss"
+    patience: int = 20  # 0: no early stop; the best epoch is still tracked
+
+
+@dataclasses.dataclass(frozen=True)
+class FitResult:
+    history: dict[str, list[float]]  # every epoch's logs, those before a crash too
+    seconds: float  # wall time of all epochs, those before a crash included
+    last_weights: list[np.ndarray]
+    best_weights: list[np.ndarray] | None  # None: the last epoch was the best
+    best_epoch: int | None  # 1-based; None when no epoch was monitored
+
+    @property
+    def epochs_run(self) -> int:
+        return len(self.history.get("loss", []))
+
+
+def cosine_adam(
+    *,
+    learning_rate: float,
+    total_steps: int,
+    final_lr_fraction: float = 0.1,
+    amsgrad: bool = False,
+) -> keras.optimizers.Adam:
+    """Adam whose learning rate decays along a cosine to `final_lr_fraction` of it."""
+    schedule = keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=learning_rate,
+        decay_steps=total_steps,
+        alpha=final_lr_fraction,
+    )
+    return keras.optimizers.Adam(learning_rate=schedule, amsgrad=amsgrad)
+
+
+class Steps(NamedTuple):
+    per_epoch: int
+    per_execution: int
+
+
+def steps(examples: int, batch_size: int, steps_per_execution: int) -> Steps:
+    """Steps per epoch over `examples`, and per execution: `fit`'s training
+    dataset runs on across epochs and Keras runs whole executions, so one must not
+    straddle two epochs (lowered to the largest divisor, with a warning)."""
+    per_epoch = math.ceil(examples / batch_size)
+    per_execution = max(
+        d
+        for d in range(1, min(per_epoch, steps_per_execution) + 1)
+        if per_epoch % d == 0
+    )
+    if per_execution != steps_per_execution:
+        logging.warning(
+            "steps_per_execution %d lowered to %d, the largest divisor of the "
+            "%d steps per epoch at most that",
+            steps_per_execution,
+            per_execution,
+            per_epoch,
+        )
+    return Steps(per_epoch, per_execution)
+
+
+def fit(
+    model: keras.Model,
+    *,
+    name: str,
+    make_train_ds: Callable[[range], tf.data.Dataset],
+    val_ds: tf.data.Dataset,
+    epochs: int,
+    steps_per_epoch: int,
+    backup_dir: str,
+    tensorboard_dir: str,
+    tensorboard_every_steps: int = 0,
+    early_stopping: EarlyStopping = EarlyStopping(),
+    learning_rate_key: str = "config.optimizer.learning_rate",
+) -> FitResult:
+    """Fits a compiled `model`, resuming from `backup_dir` if a crash left a backup.
+
+    Args:
+        model: compiled; `name` names it in logs and errors.
+        make_train_ds: the training batches of a range of epochs (a resumed fit
+            asks for the epochs it has left), `steps_per_epoch` batches each.
+        backup_dir: where the weights, optimizer, history and early stopping's
+            state are kept after every epoch.
+        learning_rate_key: the config key a NaN's message says to lower.
+
+    Raises:
+        resume.TrainingDiverged: a loss became NaN or infinite (backup removed).
+    """
+    start_epoch = resume.start_epoch(backup_dir)
+    history = resume.history_so_far(backup_dir, start_epoch)
+    if start_epoch:
+        logging.info(
+            "Resuming %s at epoch %d of %d from %s",
+            name,
+            start_epoch + 1,
+            epochs,
+            backup_dir,
+        )
+    else:  # a fresh fit: its curves replace an earlier run's
+        shutil.rmtree(tensorboard_dir, ignore_errors=True)
+    best = _best_epoch_tracker(backup_dir, early_stopping, epochs)
+    callbacks = [
+        progress.EpochLine(name, epochs),
+        progress.TensorBoard(
+            tensorboard_dir,
+            every_steps=tensorboard_every_steps,
+            steps_per_epoch=steps_per_epoch,
+        ),
+        resume.StopOnNaN(name, steps_per_epoch, learning_rate_key),
+        best,
+        *_backups(backup_dir, history),
+    ]
+    logging.info("Training %s for up to %d epochs", name, epochs)
+    try:
+        model.fit(
+            make_train_ds(range(start_epoch, epochs)),
+            validation_data=val_ds,
+            epochs=epochs,
+            steps_per_epoch=steps_per_epoch,
+            callbacks=callbacks,
+            shuffle=False,  # the pipeline shuffles with the run's seed
+            # Keras' progress bar on a terminal; EpochLine's line per epoch
+            # (naming the model) everywhere.
+            verbose=1 if sys.stdout.isatty() else 0,
+        )
+    except resume.TrainingDiverged:
+        shutil.rmtree(backup_dir, ignore_errors=True)  # resuming would diverge
+        raise
+    epochs_run = len(history.get("loss", []))
+    best_epoch = best.best_epoch + 1 if best.best_weights is not None else None
+    return FitResult(
+        history=history,
+        seconds=float(sum(history.get("epoch_seconds", []))),
+        last_weights=model.get_weights(),
+        best_weights=None if best_epoch in (None, epochs_run) else best.best_weights,
+        best_epoch=best_epoch,
+    )
+
+
+def _backups(backup_dir, history):
+    """The logs, then the weights and optimizer, backed up after every epoch: in
+    this order, so a crash between the two leaves the history ahead, never behind."""
+    return [
+        resume.HistoryBackup(backup_dir, history),
+        keras.callbacks.BackupAndRestore(
+            backup_dir, double_checkpoint=True, delete_checkpoint=False
+        ),
+    ]
+
+
+def _best_epoch_tracker(backup_dir, early_stopping, epochs):
+    """Early stopping that always tracks the best epoch (and keeps its weights:
+    select_weights decides what ships); it stops early only with a patience."""
+    monitor = early_stopping.monitor
+    return resume.ResumableEarlyStopping(
+        backup_dir,
+        monitor=monitor,
+        mode="max" if monitor.endswith("accuracy") else "min",
+        patience=early_stopping.patience or epochs + 1,
+        restore_best_weights=True,
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class Selection:
+    """The test measures of both weight sets, and which one the model kept."""
+
+    kept: object  # the measures of the kept weights (what `evaluate` returns)
+    best: object  # of the best-on-validation weights
+    last: object  # of the last epoch's weights
+    weights: str  # "best_validation" or "last_epoch"
+
+
+def select_weights(
+    fitted: keras.Model,
+    result: FitResult,
+    *,
+    evaluate: Callable[[], object],
+    keep_best: bool,
+) -> Selection:
+    """Measures the last epoch's and the best-on-validation weights; keeps one.
+
+    Args:
+        fitted: the model that was fitted, holding the last epoch's weights.
+        evaluate: measures the model being shipped (`fitted`, or the student
+            inside a Distiller) as it now is.
+        keep_best: keep the best-on-validation weights (early stopping on), else
+            the last epoch's (fixed epochs, as the published recipes train).
+
+    Returns:
+        The measures of both sets; `fitted` holds the kept weights afterwards.
+    """
+    last = evaluate()  # fit leaves the last epoch's weights in the model
+    if result.best_weights is None:  # the last epoch was the best
+        best = last
+    else:
+        fitted.set_weights(result.best_weights)
+        best = evaluate()
+        if not keep_best:
+            fitted.set_weights(result.last_weights)
+    return Selection(
+        kept=best if keep_best else last,
+        best=best,
+        last=last,
+        weights="best_validation" if keep_best else "last_epoch",
+    )
