@@ -3,8 +3,9 @@
     python main.py --model=teacher|student|distilling|all|sweep|export|evaluate \
         [--config=configs/default.py] [--config.KEY=VALUE ...] [--workdir=runs/NAME]
 
-Flags become a config; `tf_distill.experiment.run` does the rest (its MODES table
-says what each mode does).
+Flags become a config; `tf_distill.experiment.run` does the rest: it looks
+`config.task` up in the task table (tf_distill/tasks/), whose modes say what each
+`--model` does.
 """
 
 import ast
@@ -141,7 +142,7 @@ def main(argv):
         print(f"interrupted: {resume}", file=sys.stderr)
         sys.exit(130)
     run_dir = experiment.run_dir_of(workdir)
-    print(experiment.summary(FLAGS.model, results, run_dir, config.get("task")))
+    print(experiment.summary(FLAGS.model, results, run_dir, config))
 
 
 if __name__ == "__main__":

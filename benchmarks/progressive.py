@@ -110,15 +110,16 @@ def _done(run_dir, mode, config):
     """The results of a stage `run_dir` already holds (e.g. run by main.py with
     the same config), or None."""
     from tf_distill.outputs import files
-    from tf_distill.tasks.diffusion import settings, task
+    from tf_distill.outputs.rundir import round_name
+    from tf_distill.tasks.diffusion import settings, trainer
 
     if mode == "teacher":
         names = ["teacher"]
     elif mode == "student":
-        names = [task.STUDENT]
+        names = [trainer.STUDENT]
     else:
         steps = settings.from_config(config).round_steps
-        names = [task.round_name(n) for n in steps]
+        names = [round_name(n) for n in steps]
     paths = [run_dir.model(n).metrics for n in names]
     if not all(os.path.isfile(p) for p in paths):
         return None

@@ -55,7 +55,8 @@ def base_config() -> ml_collections.ConfigDict:
     config.image_size = (64, 64)
     config.color_mode = "rgb"
     config.split_seed = 0  # the data split never changes with config.seed
-    # Few labels, many images (tf_distill/transfer.py): the teacher and the student
+    # Few labels, many images (tf_distill/data/unlabelled.py): the teacher and the
+    # student
     # alone see the labels of this stratified fraction of the training split;
     # with distill.transfer_data="train" the distilled student also learns, from
     # the teacher alone, on the training images whose labels are withheld.
@@ -91,7 +92,8 @@ def base_config() -> ml_collections.ConfigDict:
 
     # An existing .keras teacher to distil from (--model=distilling).
     config.teacher_path = ml_collections.config_dict.placeholder(str)
-    # Several .keras teachers distilled as one committee (tf_distill/ensemble.py):
+    # Several .keras teachers distilled as one committee
+    # (tf_distill/distillation/ensemble.py):
     # their T-softened probabilities averaged. --model=distilling distils it;
     # --model=all uses it instead of training a teacher, the report's teacher row
     # is the ensemble. E.g. --config.teacher_paths='("a.keras", "b.keras")'.
@@ -99,7 +101,9 @@ def base_config() -> ml_collections.ConfigDict:
 
     # Distillation: alpha * hard + (1 - alpha) * T^2 * KL(teacher_T || student_T).
     config.distill = ml_collections.ConfigDict()
-    config.distill.method = "kd"  # or "dkd", "hint" (tf_distill/methods.py)
+    # "kd", "dkd", "hint" (tf_distill/distillation/), or a Method of your own as
+    # "package.module:Class" (examples/my_method.py).
+    config.distill.method = "kd"
     config.distill.temperature = 4.0
     config.distill.alpha = 0.1  # weight of the hard (label) loss
     # method="dkd", Decoupled KD (Zhao et al. 2022): CE + w * T^2 * (alpha TCKD +
@@ -136,12 +140,13 @@ def base_config() -> ml_collections.ConfigDict:
     config.distill.cache_teacher_logits = True
     config.distill.cache_dtype = "float32"  # or "float16": half the memory
     # Keep only the k largest logits of each cached example or view, their classes
-    # and one logit for the rest (tf_distill/topk.py, as FKD stores soft labels):
+    # and one logit for the rest (tf_distill/teacher/topk.py, as FKD stores soft
+    # labels):
     # for many classes and views. 0 (or >= the classes): all of them.
     config.distill.cache_top_k = 0
     # With augmentation on: run the teacher once over this many augmented views
     # of every training image and train on one stored view per image each epoch
-    # (tf_distill/views.py, FKD); 0: the teacher runs in every training step.
+    # (tf_distill/teacher/views.py, FKD); 0: the teacher runs in every training step.
     config.distill.cached_views = 0
     # Also measure the distilled student against the teacher on the validation
     # split (val_soft_loss, val_agreement in the logs and TensorBoard): one more
@@ -149,15 +154,14 @@ def base_config() -> ml_collections.ConfigDict:
     # the teacher runs per step). False: validation on the labels alone, val_loss
     # then the label cross-entropy, as for the student alone.
     config.distill.validation_teacher = False
-    # Batch of the caching pass: 256 and 1024 ran equally fast, with or without XLA,
-    # for the MNIST CNN teacher on 2 CPU cores (benchmarks/knobs.py); 256 needs less
-    # memory for large teachers.
+    # Batch of the caching pass (benchmarks/knobs.py compares sizes); a smaller one
+    # needs less memory for large teachers.
     config.distill.teacher_batch_size = 256
     # "bfloat16" runs the caching pass on a bfloat16 copy of the teacher: faster on
     # CPUs with AVX512-BF16/AMX and on GPUs/TPUs, slower without (benchmarks/README).
     config.distill.teacher_dtype = "float32"
 
-    # Training-time augmentation of the training split (tf_distill/augment.py);
+    # Training-time augmentation of the training split (tf_distill/data/augment.py);
     # all off by default. Teacher and student see the same augmented batch, and
     # the teacher's logits are then computed in every step, not cached.
     config.augment = ml_collections.ConfigDict()
@@ -180,7 +184,8 @@ def base_config() -> ml_collections.ConfigDict:
     config.early_stopping.monitor = "val_accuracy"
     config.early_stopping.patience = 20  # 0 turns early stopping off
 
-    # Shipping (tf_distill/export.py). Every model gets a SavedModel for serving;
+    # Shipping (tf_distill/shipping/export.py). Every model gets a SavedModel for
+    # serving;
     # with tflite, also <role>_float32.tflite and <role>_int8.tflite (LiteRT), the
     # int8 one calibrated on this many training images (the converter's guidance
     # is a few hundred; more only slows the conversion).
@@ -200,7 +205,8 @@ def base_config() -> ml_collections.ConfigDict:
     config.tensorboard.every_steps = 100
 
     # Runtime.
-    # "auto" | "mirrored" | "multi_worker" | "one_device" (tf_distill/distribute.py).
+    # "auto" | "mirrored" | "multi_worker" | "one_device"
+    # (tf_distill/training/distribute.py).
     # batch_size stays the global batch, split evenly across replicas.
     config.strategy = "auto"
     config.mixed_precision = ml_collections.config_dict.placeholder(str)

@@ -34,6 +34,10 @@ def base_config() -> ml_collections.ConfigDict:
     config.seed = 42
     config.batch_size = 128  # global, across replicas
     config.strategy = "auto"  # as configs/default.py
+    # As configs/default.py: TensorFlow's op determinism (identical weights on a
+    # rerun, slower on GPUs). The U-Net trains in float32; no mixed precision yet.
+    config.deterministic = False
+    config.mixed_precision = ml_collections.config_dict.placeholder(str)
 
     # The network and how it is trained (Salimans & Ho, sec. 4 and app. E).
     config.diffusion = ml_collections.ConfigDict()
@@ -41,7 +45,7 @@ def base_config() -> ml_collections.ConfigDict:
     config.diffusion.prediction = "v"
     # "snr_trunc": max(SNR, 1) x-MSE; "v_mse": (SNR + 1) x-MSE, the v-MSE.
     config.diffusion.weighting = "snr_trunc"
-    config.diffusion.channels = 32  # U-Net base width (tf_distill/diffusion/unet.py)
+    config.diffusion.channels = 32  # U-Net base width (tasks/diffusion/unet.py)
     config.diffusion.multipliers = (1, 2)  # width per resolution level
     config.diffusion.blocks = 1  # residual blocks per level
     config.diffusion.dropout = 0.1  # the teacher's only (rounds train without)
@@ -57,7 +61,7 @@ def base_config() -> ml_collections.ConfigDict:
     # Adam per round, fresh, decaying linearly to 0 over the round (the paper).
     config.progressive.learning_rate = 2e-4
 
-    # Sample quality (tf_distill/diffusion/quality.py).
+    # Sample quality (tf_distill/tasks/diffusion/quality.py).
     config.quality = ml_collections.ConfigDict()
     config.quality.num_samples = 500  # per sampler and noise seed
     config.quality.noise_seeds = 3  # the same noise for every sampler

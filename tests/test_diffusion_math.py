@@ -1,5 +1,6 @@
-"""The formulas of progressive distillation (tf_distill/diffusion), each against an
-independent NumPy float64 computation or a property that a wrong formula breaks."""
+"""The formulas of progressive distillation (tf_distill/tasks/diffusion), each
+against an independent NumPy float64 computation or a property that a wrong
+formula breaks."""
 
 import math
 

@@ -1,4 +1,4 @@
-"""The diffusion task as users run it (tf_distill/diffusion/modes.py): a tiny
+"""The diffusion task as users run it (tf_distill/tasks/diffusion/modes.py): a tiny
 end-to-end run on real digits that crashes between rounds and resumes, the
 shipped sampler loaded with plain TensorFlow, bad configs refused before any
 work, and the quality measures against independent computations."""
@@ -53,13 +53,13 @@ class Crash(Exception):
 
 @pytest.mark.slow
 def test_all_crashes_between_rounds_resumes_and_ships_a_sampler(tmp_path, monkeypatch):
-    from tf_distill.tasks.diffusion import task
+    from tf_distill.tasks.diffusion import trainer
 
     def crash(*args, **kwargs):
         raise Crash
 
     # The first run dies as the first round starts: teacher and baseline are done.
-    monkeypatch.setattr(task.DiffusionTask, "_round", crash)
+    monkeypatch.setattr(trainer.SamplerTrainer, "_round", crash)
     with pytest.raises(Crash):
         _run(tiny(), tmp_path, "all")
     teacher_file = tmp_path / "w" / "teacher" / "model.keras"

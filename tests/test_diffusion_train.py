@@ -1,13 +1,13 @@
-"""The diffusion training steps (tf_distill/diffusion/trainers.py) on real digits,
-a few seconds each: the teacher learns, the EMA follows, the frozen teacher stays
-frozen and the student starts from it."""
+"""The diffusion training steps (tf_distill/tasks/diffusion/train_steps.py) on real
+digits, a few seconds each: the teacher learns, the EMA follows, the frozen teacher
+stays frozen and the student starts from it."""
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from tf_distill.tasks.diffusion import progressive, trainers, unet
+from tf_distill.tasks.diffusion import progressive, train_steps, unet
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +30,7 @@ def _dataset(x, batch=64):
 
 
 def test_the_teacher_learns_and_its_ema_follows(digits):
-    trainer = trainers.DiffusionTrainer(
+    trainer = train_steps.DiffusionTrainer(
         _network(multipliers=(1, 2)),
         prediction="v",
         weighting="v_mse",
@@ -51,7 +51,7 @@ def test_the_teacher_learns_and_its_ema_follows(digits):
 def test_a_distillation_round_trains_the_student_and_never_the_teacher(digits):
     """Eager train steps (no tf.function to trace: seconds, not tens of them)."""
     teacher = _network(1)
-    trainer = trainers.DiffusionTrainer(
+    trainer = train_steps.DiffusionTrainer(
         teacher, prediction="v", weighting="v_mse", ema_decay=0.0, seed=0
     )
     trainer.compile(optimizer="adam", jit_compile=False)
@@ -65,7 +65,7 @@ def test_a_distillation_round_trains_the_student_and_never_the_teacher(digits):
     frozen = [w.copy() for w in teacher.get_weights()]
     student = keras.models.clone_model(teacher)
     student.set_weights(teacher.get_weights())  # starts from the teacher
-    distiller = trainers.ProgressiveDistiller(
+    distiller = train_steps.ProgressiveDistiller(
         student, teacher, student_steps=4, prediction="v", weighting="v_mse", seed=0
     )
     distiller.compile(optimizer=keras.optimizers.Adam(1e-3), jit_compile=False)
@@ -79,11 +79,11 @@ def test_a_distillation_round_trains_the_student_and_never_the_teacher(digits):
 
 def test_epsilon_prediction_and_unknown_weightings_are_refused():
     with pytest.raises(ValueError, match="epsilon-prediction cannot be distilled"):
-        trainers.DiffusionTrainer(
+        train_steps.DiffusionTrainer(
             _network(), prediction="eps", weighting="v_mse", seed=0
         )
     with pytest.raises(ValueError, match="weighting='snr'"):
-        trainers.ProgressiveDistiller(
+        train_steps.ProgressiveDistiller(
             _network(),
             _network(),
             student_steps=2,

@@ -1,5 +1,5 @@
-"""Several teachers as one (tf_distill/ensemble.py): the committee's probabilities,
-and a run that distils it."""
+"""Several teachers as one (tf_distill/distillation/ensemble.py): the committee's
+probabilities, and a run that distils it."""
 
 import os
 

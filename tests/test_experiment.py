@@ -7,17 +7,21 @@ import keras
 import numpy as np
 import pytest
 
+from configs import digits_diffusion as default_diffusion
 from tests.test_main import run_main
-from tf_distill import experiment
+from tf_distill import experiment, tasks
 from tf_distill.outputs.rundir import ModelKey, RunDir, runs_of
 from tf_distill.training import fitting
 
 
-def test_each_mode_dispatches_to_its_function(tiny_config, tmp_path, monkeypatch):
+def test_each_mode_dispatches_through_the_task_table(
+    tiny_config, tmp_path, monkeypatch
+):
+    table = tasks.get("classifier").modes
     called = {}
-    for name in experiment.MODES:
+    for name in table:
         monkeypatch.setitem(
-            experiment.MODES,
+            table,
             name,
             lambda config, run_dir, name=name: called.setdefault(name, run_dir),
         )
@@ -30,6 +34,16 @@ def test_each_mode_dispatches_to_its_function(tiny_config, tmp_path, monkeypatch
         )
     assert list(called) == list(experiment.MODES)
     assert set(called.values()) == {RunDir(str(tmp_path / "w"), str(tmp_path / "tb"))}
+
+
+def test_a_task_refuses_the_modes_it_lacks_and_an_unknown_task_is_named(tiny_config):
+    diffusion = default_diffusion.get_config()
+    assert "sweep" not in tasks.get("diffusion").modes
+    with pytest.raises(ValueError, match="--model=sweep is not a mode of the diff"):
+        experiment.run(diffusion, workdir="/nonexistent/w", mode="sweep")
+    tiny_config.task = "segmentation"
+    with pytest.raises(ValueError, match="config.task='segmentation': valid: class"):
+        experiment.run(tiny_config, workdir="/nonexistent/w", mode="teacher")
 
 
 def test_main_offers_exactly_the_modes_of_the_table(tmp_path):

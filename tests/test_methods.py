@@ -1,5 +1,5 @@
-"""Distillation methods beyond Hinton's loss (tf_distill/methods.py), each against
-NumPy and its paper's own identities."""
+"""Distillation methods beyond Hinton's loss (tf_distill/distillation/), each against
+NumPy and its paper's own identities; and a user's own method."""
 
 import os
 
@@ -9,10 +9,12 @@ import pytest
 import tensorflow as tf
 
 from configs import default
-from tests.conftest import run_mode, set_key
+from tests.conftest import REPO, run_mode, set_key, tiny_flags
+from tests.test_main import run_main
 from tf_distill import experiment
-from tf_distill.distillation import losses, methods
+from tf_distill.distillation import losses, methods, registry
 from tf_distill.distillation.distiller import Distiller
+from tf_distill.distillation.hint import Hint
 from tf_distill.outputs import files
 from tf_distill.tasks.classifier import checks
 
@@ -184,7 +186,7 @@ def test_generations_chain_each_seed_on_the_previous_generation(tiny_config, tmp
     """Born-again networks (Furlanello et al. 2018): generation 2 learns from
     generation 1's student of its seed, not from the teacher."""
     from tf_distill.data import batches
-    from tf_distill.models import architectures, measure
+    from tf_distill.models import architectures
     from tf_distill.tasks.classifier import settings as config_lib
 
     tiny_config.distill.generations = 2
@@ -221,8 +223,8 @@ def test_generations_chain_each_seed_on_the_previous_generation(tiny_config, tmp
     history = files.read_json(
         os.path.join(run_dir.root, "distilling_gen2_seed43", "metrics.json")
     )["history"]
-    with_gen1 = np.mean(measure.top1_agreement(logits("distilling_seed43"), gen2))
-    with_teacher = np.mean(measure.top1_agreement(logits("teacher"), gen2))
+    with_gen1 = np.mean(losses.top1_agreement(logits("distilling_seed43"), gen2))
+    with_teacher = np.mean(losses.top1_agreement(logits("teacher"), gen2))
     assert history["val_agreement"][-1] == pytest.approx(with_gen1, abs=1e-6)
     assert with_gen1 != pytest.approx(with_teacher, abs=1e-6)
 
@@ -242,7 +244,7 @@ def _mlp(units, name):
 def test_the_hint_regresses_student_features_onto_the_teachers():
     keras.utils.set_random_seed(0)
     student, teacher = _mlp((2,), "student"), _mlp((5,), "teacher")
-    hint = methods.Hint(
+    hint = Hint(
         temperature=2.0,
         alpha=0.5,
         teacher_layer="dense_0",
@@ -318,3 +320,78 @@ def test_a_hint_layer_that_does_not_exist_is_refused_before_any_work(
     with pytest.raises(ValueError, match="the student has no layer 'conv_0'"):
         run_mode(tiny_config, tmp_path)
     assert not (tmp_path / "w").exists()
+
+
+MY_METHOD_CONFIG = os.path.join(REPO, "examples", "my_method_config.py")
+
+
+def test_a_users_method_must_be_a_method_and_is_named_when_it_cannot_load():
+    with pytest.raises(ValueError, match="valid: kd, dkd, hint, or package.module"):
+        registry.method_class("fitnets")
+    with pytest.raises(ValueError, match="cannot import 'tests.nowhere'"):
+        registry.method_class("tests.nowhere:Method")
+    with pytest.raises(ValueError, match="is not a subclass of"):
+        registry.method_class("tests.builders:wrong_classes")
+    assert registry.method_class("examples.my_method:LogitMatching").needs == "logits"
+
+
+@pytest.mark.slow
+def test_a_users_method_from_its_module_distils_with_its_own_keys(tmp_path):
+    # --config.distill.method names the class; the config file adds its keys,
+    # which --config flags then set like any other.
+    proc = run_main(
+        tmp_path,
+        "--model=all",
+        "--workdir=run",
+        *tiny_flags(),
+        "--config.num_seeds=1",
+        "--config.distill.method=examples.my_method:LogitMatching",
+        "--config.distill.logit_matching.label_weight=0.25",
+        config=MY_METHOD_CONFIG,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    metrics = files.read_json(str(tmp_path / "run" / "distilling" / "metrics.json"))
+    assert metrics["method"] == "logit_matching"
+    assert metrics["label_weight"] == 0.25
+    assert {"logit_loss", "hard_loss", "loss"} <= set(metrics["history"])
+    assert metrics["history"]["logit_loss"][-1] < metrics["history"]["logit_loss"][0]
+
+
+def test_a_users_method_refuses_a_bad_key_and_a_bad_teacher_in_one_line(tmp_path):
+    proc = run_main(
+        tmp_path,
+        "--model=teacher",
+        "--workdir=bad_key",
+        "--config.distill.logit_matching.label_weight=-1.0",
+        config=MY_METHOD_CONFIG,
+    )
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines()[-1] == (
+        "error: config.distill.logit_matching.label_weight=-1.0: expected >= 0"
+    )
+    assert "Traceback" not in proc.stderr
+    # Its own check of the teacher: logits, not probabilities.
+    softmax_teacher = keras.Sequential(
+        [
+            keras.Input((8, 8, 1)),
+            keras.layers.Flatten(),
+            keras.layers.Dense(10, activation="softmax", name="probabilities"),
+        ]
+    )
+    path = str(tmp_path / "softmax.keras")
+    softmax_teacher.save(path)
+    proc = run_main(
+        tmp_path,
+        "--model=distilling",
+        "--workdir=bad_teacher",
+        f"--config.teacher_path={path}",
+        config=MY_METHOD_CONFIG,
+    )
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines()[-1] == (
+        "error: method logit_matching: the teacher ends in a softmax "
+        "(probabilities); logit matching regresses logits"
+    )
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "bad_key").exists()
+    assert not (tmp_path / "bad_teacher").exists()

@@ -1,6 +1,6 @@
-"""Top-k cached logits (tf_distill/topk.py): what the expanded logits keep exactly
-(the top classes' probabilities and the rest's total at T=1, the top-1 class), and
-the pipelines hand the student each example's own expanded logits."""
+"""Top-k cached logits (tf_distill/teacher/topk.py): what the expanded logits keep
+exactly (the top classes' probabilities and the rest's total at T=1, the top-1
+class), and the pipelines hand the student each example's own expanded logits."""
 
 import numpy as np
 import pytest

@@ -1,5 +1,5 @@
 """Few labels, many images: config.labeled_fraction and config.distill.transfer_data
-(tf_distill/unlabelled.py), from the split to the loss to a whole run."""
+(tf_distill/data/unlabelled.py), from the split to the loss to a whole run."""
 
 import gzip
 import os

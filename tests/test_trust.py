@@ -19,7 +19,7 @@ from tf_distill import experiment
 from tf_distill.outputs import files
 from tf_distill.reports import report
 from tf_distill.shipping import export
-from tf_distill.tasks.classifier.trainer import ClassifierTask
+from tf_distill.tasks.classifier.trainer import ClassifierTrainer
 from tf_distill.training import resume
 
 
@@ -47,7 +47,7 @@ def test_an_interrupted_rerun_with_another_config_leaves_no_stale_report(
         raise KeyboardInterrupt
 
     tiny_config.teacher.layers = (16,)
-    monkeypatch.setattr(ClassifierTask, "distill", interrupted)
+    monkeypatch.setattr(ClassifierTrainer, "distill", interrupted)
     with pytest.raises(KeyboardInterrupt):
         run_in(tmp_path, tiny_config, "all", "run")
     run = tmp_path / "run"

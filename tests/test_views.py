@@ -1,4 +1,4 @@
-"""Cached augmented views (tf_distill/views.py): the student trains on exactly
+"""Cached augmented views (tf_distill/teacher/views.py): the student trains on exactly
 the pixels the teacher saw, the views survive a resume, the augmentations do what
 they say, and a run says which path fed the teacher's logits."""
 
@@ -42,7 +42,7 @@ def test_the_student_trains_on_the_pixels_the_teacher_saw(digits):
     x, y = digits
     params = views.draw_params(SPEC, len(x), 3, seed=5)
     teacher = _teacher()
-    logits, _ = views.teacher_logits(teacher, x, params, batch_size=7, dtype="float32")
+    logits = views.teacher_logits(teacher, x, params, batch_size=7, dtype="float32")
     ds = views.pipeline(
         x, y, params, logits, batch_size=6, shuffle_seed=1, epochs=range(2)
     )

@@ -19,6 +19,8 @@ _LAZY = {
     "hard_loss": "tf_distill.distillation.losses",
     "kd_loss": "tf_distill.distillation.losses",
     "KD": "tf_distill.distillation.methods",
+    "DKD": "tf_distill.distillation.methods",
+    "Method": "tf_distill.distillation.methods",
 }
 
 
@@ -29,7 +31,9 @@ def __getattr__(name):
 
 
 __all__ = [
+    "DKD",
     "KD",
+    "Method",
     "DistillResult",
     "Distiller",
     "distill",

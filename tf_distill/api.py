@@ -25,6 +25,7 @@ import tensorflow as tf
 from tf_distill.data import batches
 from tf_distill.distillation import methods
 from tf_distill.distillation.distiller import Distiller
+from tf_distill.teacher import cache
 from tf_distill.training import fitting
 
 
@@ -45,7 +46,7 @@ def distill(
     validation_data: tf.data.Dataset | None = None,
     temperature: float = 4.0,
     alpha: float = 0.1,
-    method: methods.KD | None = None,
+    method: methods.Method | None = None,
     optimizer: keras.optimizers.Optimizer | None = None,
     cache_teacher_logits: bool = True,
     validation_teacher: bool = False,
@@ -62,7 +63,7 @@ def distill(
             labels; validation_data the same, or None.
         epochs: training epochs.
         temperature, alpha: Hinton et al.'s T and the weight of the hard (label)
-            loss; or pass another `method` (tf_distill.distillation.methods) instead.
+            loss; or pass another `method` (a `tf_distill.Method`) instead.
         optimizer: default Adam at 3e-3 with cosine decay to a tenth over training.
         cache_teacher_logits: run the teacher once over `train_data` (and
             `validation_data`), keep its logits with each example in memory, and
@@ -182,9 +183,9 @@ def _check_pair(teacher, student):
 
 
 def _with_logits(teacher, dataset, name):
-    """((x, y, teacher logits) as arrays, batch size) from one pass over `dataset`."""
-    predict = tf.function(lambda x: teacher(x, training=False), reduce_retracing=True)
-    xs, ys, logits, batch_size = [], [], [], None
+    """((x, y, teacher logits) as arrays, batch size): the examples of one pass
+    over `dataset`, then the teacher's logits on them (teacher.cache.compute)."""
+    xs, ys, batch_size = [], [], None
     for element in dataset:
         if not isinstance(element, tuple) or len(element) != 2:
             raise ValueError(
@@ -194,10 +195,11 @@ def _with_logits(teacher, dataset, name):
         batch_size = batch_size or int(tf.shape(y)[0])
         xs.append(x.numpy())
         ys.append(y.numpy())
-        logits.append(np.asarray(predict(x), np.float32))
     if batch_size is None:
         raise ValueError(f"{name} is empty")
-    return (np.concatenate(xs), np.concatenate(ys), np.concatenate(logits)), batch_size
+    x = np.concatenate(xs)
+    logits, _ = cache.compute(teacher, x, batch_size=batch_size, dtype="float32")
+    return (x, np.concatenate(ys), logits), batch_size
 
 
 def _count_batches(dataset) -> int:

@@ -8,10 +8,14 @@ import ml_collections
 
 
 class Checker:
-    """Raises ValueError naming `config.KEY`, its value and what was expected."""
+    """Raises ValueError naming `config.KEY`, its value and what was expected.
 
-    def __init__(self, config: ml_collections.ConfigDict):
+    `prefix` names the section a checker is given (`Checker(config.distill,
+    prefix="distill")` says `config.distill.KEY`)."""
+
+    def __init__(self, config: ml_collections.ConfigDict, prefix: str = ""):
         self.config = config
+        self.prefix = f"{prefix}." if prefix else ""
 
     def get(self, dotted_key: str):
         value = self.config
@@ -21,7 +25,7 @@ class Checker:
 
     def check(self, ok: bool, key: str, expected: str) -> None:
         if not ok:
-            raise ValueError(f"config.{key}={self.get(key)!r}: {expected}")
+            raise ValueError(f"config.{self.prefix}{key}={self.get(key)!r}: {expected}")
 
     def positive_int(self, key: str) -> None:
         value = self.get(key)

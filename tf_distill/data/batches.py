@@ -7,15 +7,13 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from tf_distill.teacher import topk
-
 
 def pipeline(
     x: np.ndarray,
     y: np.ndarray | None = None,
     *,
     batch_size: int,
-    extra: np.ndarray | topk.TopK | None = None,
+    extra=None,
     shuffle_seed: int | None = None,
     epochs: range | None = None,
     augment=None,
@@ -27,8 +25,9 @@ def pipeline(
         y: int labels; None for inputs alone (an inference pass).
         batch_size: the global batch size.
         extra: optional per-example array (e.g. cached teacher logits) that travels
-            with its example through the shuffle; a topk.TopK arrives expanded
-            to full float32 logits.
+            with its example through the shuffle; or a packed form of one (e.g.
+            teacher.topk.TopK) with `columns` (per-example arrays) and
+            `expand_batch(*batched columns)`, which each batch arrives through.
         shuffle_seed: with `epochs`, shuffle: the dataset then holds the batches
             of every epoch in `epochs`, epoch e in an order that depends on
             (shuffle_seed, e) alone; fit it with steps_per_epoch. None keeps the
@@ -36,14 +35,15 @@ def pipeline(
         epochs: the training epochs this dataset covers, e.g. range(2, 10) for a
             run resumed at its third epoch.
         augment: a Keras layer applied to each float32 batch of images with
-            training=True (tf_distill/augment.py); None for evaluation pipelines.
+            training=True (tf_distill/data/augment.py); None for evaluation pipelines.
     """
+    packed = y is not None and hasattr(extra, "columns")
     if y is None:
         tensors = (x,)
     elif extra is None:
         tensors = (x, y)
-    elif isinstance(extra, topk.TopK):
-        tensors = (x, y, extra.values, extra.classes)
+    elif packed:
+        tensors = (x, y, *extra.columns)
     else:
         tensors = (x, y, extra)
     if shuffle_seed is None:
@@ -55,9 +55,9 @@ def pipeline(
 
     # Cast after batching: one vectorised op per batch instead of one per example.
     def to_float(x, *rest):
-        if isinstance(extra, topk.TopK):
-            y, values, classes = rest
-            rest = (y, topk.expand(values, classes, extra.num_classes))
+        if packed:
+            y, *columns = rest
+            rest = (y, extra.expand_batch(*columns))
         return (tf.cast(x, tf.float32), *rest)
 
     ds = ds.map(to_float, num_parallel_calls=tf.data.AUTOTUNE)
@@ -70,38 +70,43 @@ def pipeline(
 
 def _shuffled(tensors, batch_size, shuffle_seed, epochs) -> tf.data.Dataset:
     """Batches of `tensors` (equal-length columns) for every epoch in `epochs`,
-    epoch e in an order that is a function of (shuffle_seed, e) alone: stateless,
-    whatever TensorFlow's global seed or how many epochs ran before."""
+    epoch e in the order `epoch_order` gives."""
     columns = tuple(tf.constant(t) for t in tensors)
     seed = tf.constant(shuffle_seed, tf.int64)
 
     def one_epoch(epoch):
-        order = tf.random.experimental.stateless_shuffle(
-            tf.range(len(tensors[0]), dtype=tf.int64), seed=tf.stack([seed, epoch])
-        )
+        order = epoch_order(len(tensors[0]), seed, epoch)
         return tf.data.Dataset.from_tensor_slices(order).batch(batch_size)
 
-    return (
-        tf.data.Dataset.range(epochs.start, epochs.stop)
-        .flat_map(one_epoch)
-        .map(
-            lambda idx: tuple(tf.gather(c, idx) for c in columns),
-            num_parallel_calls=tf.data.AUTOTUNE,
-            deterministic=True,
-        )
+    return over_epochs(epochs, one_epoch).map(
+        lambda idx: tuple(tf.gather(c, idx) for c in columns),
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=True,
     )
+
+
+def epoch_order(n: int, seed: tf.Tensor, epoch: tf.Tensor) -> tf.Tensor:
+    """A permutation of range(n) that is a function of (seed, epoch) alone:
+    stateless, whatever TensorFlow's global seed or how many epochs ran before,
+    so a resumed run continues in the order it would have had."""
+    return tf.random.experimental.stateless_shuffle(
+        tf.range(n, dtype=tf.int64), seed=tf.stack([seed, epoch])
+    )
+
+
+def over_epochs(epochs: range, one_epoch) -> tf.data.Dataset:
+    """`one_epoch(epoch)`'s datasets for every epoch in `epochs`, one after another."""
+    return tf.data.Dataset.range(epochs.start, epochs.stop).flat_map(one_epoch)
 
 
 def finish(ds: tf.data.Dataset) -> tf.data.Dataset:
     """Prefetched, with tf.data's autotuner off.
 
-    On this project's 2-core machine the autotuner's background work left one
-    core idle for whole passes, at random: the same teacher pass over 20,000
-    MNIST images took 11.3 s or exactly 20.5 s (9 of 19 runs slow, in several
-    processes and thread settings), at the same CPU time, and 6 of 6 ran at
-    11.3-12.1 s with it off. AUTOTUNE then means as many parallel calls as cores
-    and a prefetch buffer that grows by itself (tf.data's legacy autotuning),
-    which is all these light pipelines (gather, cast, a small augmentation) need.
+    On a 2-core machine the autotuner's background work can leave a core idle for
+    whole passes, at random (benchmarks/README.md, "What closed the gap"). With it
+    off, AUTOTUNE means as many parallel calls as cores and a prefetch buffer that
+    grows by itself, which is all these light pipelines (gather, cast, a small
+    augmentation) need.
     """
     options = tf.data.Options()
     options.autotune.enabled = False

@@ -1,4 +1,4 @@
-"""Data sources: the splits a run trains, validates and tests on (batches.py makes
+"""Data sources: the splits a run trains, validates and tests on (data/batches.py makes
 the tf.data pipelines).
 
 Every source returns the same `Splits`: uint8 arrays of shape (n, height, width,

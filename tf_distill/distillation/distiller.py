@@ -6,13 +6,13 @@ import keras
 import tensorflow as tf
 
 from tf_distill.distillation import losses, methods
-from tf_distill.models.measure import top1_agreement
+from tf_distill.training import distribute
 
 
 class Distiller(keras.Model):
     """Trains `student` against a frozen `teacher` with a distillation method.
 
-    The method (tf_distill/methods.py) gives the per-example losses; by default
+    The method (distillation/methods.py) gives the per-example losses; by default
     `methods.KD(temperature, alpha)`: `alpha * hard + (1 - alpha) * T^2
     KL(teacher || student)`, so `Distiller(student=s, teacher=t, temperature=4,
     alpha=0.1)` is the classic distiller and `method=` takes any other.
@@ -57,6 +57,11 @@ class Distiller(keras.Model):
             method = methods.KD(temperature=temperature, alpha=alpha)
         elif temperature is not None or alpha is not None:
             raise ValueError("Give either a method or temperature and alpha, not both")
+        if not isinstance(method, methods.Method):
+            raise ValueError(
+                f"method must be a tf_distill Method (tf_distill/distillation/"
+                f"methods.py), got {type(method).__name__}"
+            )
         self.method = method
         self.validation_teacher = validation_teacher
         self.student = student
@@ -65,7 +70,7 @@ class Distiller(keras.Model):
             teacher.trainable = False
         # A feature method (hint.Hint) reads named layers of both networks.
         self.features = None
-        if getattr(method, "needs", "logits") == "features":
+        if method.needs == "features":
             if teacher is None:
                 raise ValueError(
                     f"method {method.name!r} reads the teacher's features: it needs "
@@ -85,7 +90,7 @@ class Distiller(keras.Model):
 
     def fit(self, *args, callbacks=None, **kwargs):
         """keras.Model.fit, with the method's own callbacks (e.g. DKD's warm-up)."""
-        extra = getattr(self.method, "callbacks", list)()
+        extra = self.method.callbacks()
         return super().fit(*args, callbacks=[*(callbacks or []), *extra], **kwargs)
 
     @property
@@ -138,11 +143,14 @@ class Distiller(keras.Model):
     def _update_trackers(self, per_example, y, teacher_logits, student_logits):
         for tracker in self.loss_trackers:
             tracker.update_state(per_example[tracker.name])
-        # Unlabelled examples (label -1, tf_distill/transfer.py) have no accuracy.
+        # Unlabelled examples (label -1, tf_distill/data/unlabelled.py) have no
+        # accuracy.
         self.accuracy.update_state(
             tf.maximum(y, 0), student_logits, sample_weight=tf.cast(y >= 0, tf.float32)
         )
-        self.agreement.update_state(top1_agreement(teacher_logits, student_logits))
+        self.agreement.update_state(
+            losses.top1_agreement(teacher_logits, student_logits)
+        )
         return {m.name: m.result() for m in self.metrics}
 
     def train_step(self, data):
@@ -153,7 +161,7 @@ class Distiller(keras.Model):
                 y, teacher_logits, student_logits, t_features, s_features
             )
             loss = tf.nn.compute_average_loss(
-                per_example["loss"], global_batch_size=_global_batch_size(y)
+                per_example["loss"], global_batch_size=distribute.global_batch_size(y)
             )
             if self.student.losses:  # weight regularisers, once per global batch
                 loss += tf.nn.scale_regularization_loss(tf.add_n(self.student.losses))
@@ -162,7 +170,7 @@ class Distiller(keras.Model):
         # live here, not in the student, so the exported student holds none.
         variables = [
             *self.student.trainable_variables,
-            *getattr(self.method, "trainable_variables", []),
+            *self.method.trainable_variables,
         ]
         gradients = tape.gradient(scaled_loss, variables)
         self.optimizer.apply_gradients(zip(gradients, variables, strict=True))
@@ -189,16 +197,3 @@ class Distiller(keras.Model):
             tracker.update_state(hard)
         self.accuracy.update_state(y, student_logits)
         return {m.name: m.result() for m in (*logged, self.accuracy)}
-
-
-def _global_batch_size(y):
-    """Examples in this step's global batch: the sum over replicas of local ones.
-
-    tf.nn.compute_average_loss would otherwise assume local size x replicas, which
-    is wrong when the last batch of an epoch splits unevenly across replicas.
-    """
-    local = tf.shape(y)[0]
-    context = tf.distribute.get_replica_context()
-    if context is None or context.num_replicas_in_sync == 1:
-        return local
-    return context.all_reduce(tf.distribute.ReduceOp.SUM, local)

@@ -2,7 +2,7 @@
 both networks (`needs = "features"`), with the regressor between them.
 
 Kept apart from methods.py (the logit methods) because it is the one method with
-its own trainable layer and feature models; methods.METHODS lists it as "hint".
+its own trainable layer and feature models; registry.METHODS lists it as "hint".
 """
 
 from __future__ import annotations
@@ -11,7 +11,11 @@ import math
 from typing import NamedTuple
 
 import keras
+import ml_collections
 import tensorflow as tf
+
+from tf_distill.checker import Checker, is_number
+from tf_distill.distillation.methods import KD, Method
 
 
 class FeatureModels(NamedTuple):
@@ -21,7 +25,7 @@ class FeatureModels(NamedTuple):
     teacher: keras.Model
 
 
-class Hint:
+class Hint(Method):
     """Romero et al. (ICLR 2015), "FitNets: Hints for Thin Deep Nets", sec. 2.2:
     the student's `student_layer` output h_s, through a learned regressor r, is
     pulled towards the teacher's `teacher_layer` output h_t:
@@ -37,6 +41,7 @@ class Hint:
     """
 
     name = "hint"
+    keys = ("temperature", "alpha", "hint")
     needs = "features"
     scalars = ("loss", "hard_loss", "soft_loss", "hint_loss")
 
@@ -49,10 +54,6 @@ class Hint:
         student_layer: str,
         weight: float = 1.0,
     ):
-        from tf_distill.distillation.methods import (
-            KD,  # methods.py registers this module
-        )
-
         self.kd = KD(temperature=temperature, alpha=alpha)
         if not (teacher_layer and student_layer):
             raise ValueError("hint needs a teacher_layer and a student_layer name")
@@ -61,6 +62,30 @@ class Hint:
         self.teacher_layer, self.student_layer = teacher_layer, student_layer
         self.weight = float(weight)
         self.regressor = None
+
+    @classmethod
+    def from_config(cls, distill: ml_collections.ConfigDict) -> Hint:
+        c = Checker(distill, prefix="distill")
+        for key in ("hint.teacher_layer", "hint.student_layer"):
+            c.check(bool(c.get(key)), key, "method hint needs a layer name")
+        weight = distill.hint.weight
+        c.check(is_number(weight) and weight >= 0, "hint.weight", "expected >= 0")
+        return cls(
+            temperature=distill.temperature,
+            alpha=distill.alpha,
+            teacher_layer=distill.hint.teacher_layer,
+            student_layer=distill.hint.student_layer,
+            weight=weight,
+        )
+
+    def check(self, *, teacher, student, num_classes: int) -> None:
+        """The layers exist and their shapes can be regressed."""
+        try:
+            self.feature_models(student=student, teacher=teacher)
+        except ValueError as e:
+            raise ValueError(f"config.distill.hint: {e}") from None
+        finally:
+            self.regressor = None  # the Distiller builds the one that trains
 
     def feature_models(self, *, student, teacher) -> FeatureModels:
         """The two feature models, and the regressor between their shapes."""

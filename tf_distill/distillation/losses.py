@@ -41,7 +41,7 @@ def kd_loss(*, teacher_logits, student_logits, temperature: float) -> tf.Tensor:
 def hard_loss(*, labels, logits) -> tf.Tensor:
     """Cross-entropy with the true labels: -log softmax(logits)[label], (batch,).
 
-    An unlabelled example (label -1, tf_distill/transfer.py) has 0 hard loss: it
+    An unlabelled example (label -1, tf_distill/data/unlabelled.py) has 0 hard loss: it
     learns from the teacher alone, and the caller's average over the global batch
     stays the same for any number of replicas.
     """
@@ -111,3 +111,16 @@ def decoupled_kd(*, labels, teacher_logits, student_logits, temperature: float):
         tf.where(target, 0.0, tf.exp(log_nt_t) * (log_nt_t - log_nt_s)), axis=-1
     )
     return tckd, nckd
+
+
+def top1_agreement(teacher_logits, student_logits) -> tf.Tensor:
+    """1.0 where the student's most likely class is the teacher's, else 0.0; (batch,).
+
+    The Distiller's `agreement` metric and the report's test agreement both use it.
+    """
+    return tf.cast(
+        tf.equal(
+            tf.argmax(teacher_logits, axis=-1), tf.argmax(student_logits, axis=-1)
+        ),
+        tf.float32,
+    )

@@ -1,28 +1,72 @@
 """Distillation methods: what a student learns from its teacher, one object each.
 
-A method is a small object that the Distiller calls once per batch:
+Every method is a `Method`, which the Distiller calls once per batch:
 
     method(labels=..., teacher_logits=..., student_logits=...) -> {name: (batch,)}
 
 It returns per-example losses keyed by the names the Distiller logs (`loss`, the
-total that is minimised, first); `scalars` lists those names and `needs` says what
-the method takes of teacher and student: "logits", or "features" (`Hint`: the
-Distiller then builds the method's `feature_models` and passes
-`teacher_features=` and `student_features=` too, and trains the method's own
-`trainable_variables` with the student). A method may also offer `callbacks()`
-(DKD's warm-up), which the Distiller's `fit` adds. Choose one by name with
-`build(name, **options)`, as `config.distill.method` does; `METHODS` lists them.
+total that is minimised, first; `scalars` lists them). A method also owns its part
+of the config and its checks, as keras' `DistillationLoss` owns
+`validate_model_compatibility`:
+
+- `keys`: the `config.distill` keys it reads, its own sub-section among them
+  (`from_config(distill)` builds it from them and names a bad one);
+- `check(teacher=, student=, num_classes=)`: refuses, before any training, a
+  teacher, student or data it cannot work with;
+- `needs`: "logits", or "features" for a method that reads named layers (`Hint`:
+  the Distiller then builds its `feature_models` and trains its
+  `trainable_variables` with the student; the teacher then runs in every step);
+- `target_class`: True when every example needs one true class (mixup has none);
+- `callbacks()`: Keras callbacks the Distiller's `fit` adds (DKD's warm-up).
+
+KD and DKD live here, `Hint` in hint.py; registry.py chooses one by name, or
+imports a user's `package.module:Class`.
 """
 
 from __future__ import annotations
 
 import math
+from typing import ClassVar
 
 import keras
+import ml_collections
 import tensorflow as tf
 
+from tf_distill.checker import Checker, is_int, is_number
 from tf_distill.distillation import losses
-from tf_distill.distillation.hint import Hint
+
+
+class Method:
+    """The base class of every distillation method (see the module docstring)."""
+
+    name: ClassVar[str] = ""
+    keys: ClassVar[tuple[str, ...]] = ()
+    needs: ClassVar[str] = "logits"
+    target_class: ClassVar[bool] = False
+    scalars: ClassVar[tuple[str, ...]] = ("loss",)
+
+    @classmethod
+    def from_config(cls, distill: ml_collections.ConfigDict) -> Method:
+        """The method from `config.distill`; raises ValueError naming a bad key."""
+        raise NotImplementedError(f"{cls.__name__}.from_config")
+
+    def check(self, *, teacher: keras.Model, student: keras.Model, num_classes: int):
+        """Raises ValueError when this pair or these classes cannot work."""
+
+    def callbacks(self) -> list:
+        return []
+
+    @property
+    def trainable_variables(self) -> list:
+        """Weights of the method's own that train with the student (none here)."""
+        return []
+
+    def describe(self) -> dict:
+        """What metrics.json and the report record of the method."""
+        return {"method": self.name}
+
+    def __call__(self, *, labels, teacher_logits, student_logits, **features):
+        raise NotImplementedError(f"{type(self).__name__}.__call__")
 
 
 def _check_temperature(temperature) -> None:
@@ -32,7 +76,7 @@ def _check_temperature(temperature) -> None:
         raise ValueError(f"temperature must be > 0, got {temperature}")
 
 
-class KD:
+class KD(Method):
     """Hinton, Vinyals & Dean (2015), arXiv:1503.02531, sec. 2: soft targets.
 
         loss = alpha * CE(labels, student)
@@ -43,7 +87,7 @@ class KD:
     """
 
     name = "kd"
-    needs = "logits"
+    keys = ("temperature", "alpha")
     scalars = ("loss", "hard_loss", "soft_loss")
 
     def __init__(self, *, temperature: float, alpha: float):
@@ -52,6 +96,10 @@ class KD:
             raise ValueError(f"alpha must be in [0, 1], got {alpha}")
         self.temperature = float(temperature)
         self.alpha = float(alpha)
+
+    @classmethod
+    def from_config(cls, distill: ml_collections.ConfigDict) -> KD:
+        return cls(temperature=distill.temperature, alpha=distill.alpha)
 
     def __call__(self, *, labels, teacher_logits, student_logits) -> dict:
         return losses.distillation_loss(
@@ -63,7 +111,6 @@ class KD:
         )
 
     def describe(self) -> dict:
-        """What metrics.json and the report record of the method."""
         return {
             "method": self.name,
             "temperature": self.temperature,
@@ -71,7 +118,7 @@ class KD:
         }
 
 
-class DKD:
+class DKD(Method):
     """Zhao, Cui, Song, Qiu & Liang (CVPR 2022), "Decoupled Knowledge
     Distillation", eq. (7), as in their code (mdistiller, DKD):
 
@@ -91,7 +138,8 @@ class DKD:
     """
 
     name = "dkd"
-    needs = "logits"
+    keys = ("temperature", "dkd")
+    target_class = True
     scalars = ("loss", "hard_loss", "tckd", "nckd")
 
     def __init__(
@@ -112,6 +160,33 @@ class DKD:
         self.alpha, self.beta = float(alpha), float(beta)
         self.warmup_epochs = int(warmup_epochs)
         self.warmup = tf.Variable(1.0, trainable=False, name="dkd_warmup")
+
+    @classmethod
+    def from_config(cls, distill: ml_collections.ConfigDict) -> DKD:
+        c = Checker(distill, prefix="distill")
+        for key in ("dkd.alpha", "dkd.beta"):
+            value = c.get(key)
+            c.check(is_number(value) and value >= 0, key, "expected a weight >= 0")
+        warmup = distill.dkd.warmup_epochs
+        c.check(
+            is_int(warmup) and warmup >= 0,
+            "dkd.warmup_epochs",
+            "expected a whole number of epochs >= 0",
+        )
+        return cls(
+            temperature=distill.temperature,
+            alpha=distill.dkd.alpha,
+            beta=distill.dkd.beta,
+            warmup_epochs=warmup,
+        )
+
+    def check(self, *, teacher, student, num_classes: int) -> None:
+        if num_classes < 3:
+            raise ValueError(
+                "config.distill.method='dkd' needs at least 3 classes (its "
+                f"non-target term is over the other classes); the data has "
+                f"{num_classes}"
+            )
 
     def weight_at(self, epoch: int) -> float:
         """w for the Keras epoch index `epoch` (0 is the first epoch)."""
@@ -164,19 +239,3 @@ class DKD:
             "beta": self.beta,
             "warmup_epochs": self.warmup_epochs,
         }
-
-
-METHODS = {"kd": KD, "dkd": DKD, "hint": Hint}
-
-
-def build(name: str, **options):
-    """The method called `name`, with its options (e.g. temperature, alpha).
-
-    Raises:
-        ValueError: an unknown name (listing the valid ones) or a bad option value.
-    """
-    if name not in METHODS:
-        raise ValueError(
-            f"Unknown distillation method {name!r}; valid: {', '.join(METHODS)}"
-        )
-    return METHODS[name](**options)

@@ -10,13 +10,14 @@ exponentiates.
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import inspect
 import os
 from collections.abc import Sequence
 
 import keras
 import tensorflow as tf
+
+from tf_distill import imports
 
 
 def mlp(inputs, *, layers: Sequence[int], dropout: float):
@@ -132,7 +133,7 @@ class ModelSpec:
 
 def is_imported(arch: str) -> bool:
     """Whether `arch` names a user's builder, `package.module:function`."""
-    return ":" in arch
+    return imports.is_named_import(arch)
 
 
 def build(
@@ -187,20 +188,9 @@ def import_builder(arch: str):
     Raises:
         ValueError: naming `arch` and why it cannot be imported.
     """
-    module_name, _, function_name = arch.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except Exception as e:  # ImportError, or any error inside the user's module
-        raise ValueError(
-            f"Model builder {arch!r}: cannot import {module_name!r}: "
-            f"{type(e).__name__}: {e}"
-        ) from None
-    builder = getattr(module, function_name, None)
+    builder = imports.import_named(arch, what="Model builder", kind="function")
     if not callable(builder):
-        raise ValueError(
-            f"Model builder {arch!r}: module {module_name!r} has no function "
-            f"{function_name!r}"
-        )
+        raise ValueError(f"Model builder {arch!r} is not a function")
     return builder
 
 

@@ -2,7 +2,7 @@
 with the teacher, inference speed.
 
 `classification_metrics(logits, labels)` is the one definition of those measures:
-a Keras model (`keras_logits`), a SavedModel and a LiteRT file (serving.py) all
+a Keras model (`keras_logits`), a SavedModel and a LiteRT file (shipping/clients.py) all
 produce logits and go through it, so their figures compare exactly.
 """
 
@@ -39,19 +39,6 @@ class ClassMetrics:
         return np.argmax(self.logits, axis=-1)
 
 
-def top1_agreement(teacher_logits, student_logits) -> tf.Tensor:
-    """1.0 where the student's most likely class is the teacher's, else 0.0; (batch,).
-
-    The Distiller's `agreement` metric and the report's test agreement both use it.
-    """
-    return tf.cast(
-        tf.equal(
-            tf.argmax(teacher_logits, axis=-1), tf.argmax(student_logits, axis=-1)
-        ),
-        tf.float32,
-    )
-
-
 def classification_metrics(
     logits: np.ndarray, labels: np.ndarray, *, teacher_logits: np.ndarray | None = None
 ) -> ClassMetrics:
@@ -61,7 +48,7 @@ def classification_metrics(
     loss = losses.hard_loss(labels=labels, logits=logits)
     agreement = None
     if teacher_logits is not None:
-        agreement = float(np.mean(top1_agreement(teacher_logits, logits)))
+        agreement = float(np.mean(losses.top1_agreement(teacher_logits, logits)))
     return ClassMetrics(
         loss=float(np.mean(loss)),
         accuracy=float(np.mean(np.argmax(logits, axis=-1) == labels)),

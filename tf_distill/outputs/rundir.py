@@ -1,4 +1,4 @@
-"""The run directory: every path of a run, in one place (DESIGN.md, "Run directory").
+"""The run directory: every path of a run, in one place.
 
     <workdir>/config.json                     resolved config of the last run
     <workdir>/<model>/metrics.json            ModelPaths.metrics
@@ -9,14 +9,17 @@
     <workdir>/<model>/evaluation.json         ModelPaths.evaluation (--model=evaluate)
     <workdir>/report.{json,md}, accuracy.png  --model=all
     <workdir>/sweep.{json,md,png}             --model=sweep
-    <workdir>/.backup/                        crash backups (resume.py)
+    <workdir>/.backup/                        crash backups (training/resume.py)
+    <workdir>/teacher_cache/<name>/           the teacher's logits (teacher/store.py)
     <tensorboard>/<model>/{train,validation}  ModelPaths.tensorboard
 
 A model's folder name is its `ModelKey`: `teacher`, `student` (alone) or
 `distilling` (the distilled student) for the run's first seed, `distilling_gen<G>`
 for later generations (config.distill.generations), `<base>_seed<S>` for the
 other seeds, and `sweep/T<T>_alpha<A>[_seed<S>]` and `sweep/student[_seed<S>]` for
-the sweep's cells. Nothing else in the package builds or parses these names.
+the sweep's cells. The diffusion task keeps `teacher`, `student` (the teacher's
+DDIM at fewer steps), `quality_classifier` and `distilling_steps<N>` per round
+(`round_name`). Nothing else in the package builds or parses these names.
 """
 
 from __future__ import annotations
@@ -30,6 +33,12 @@ SHIPPED = (TEACHER, STUDENT, DISTILLED)  # the models that get exports
 SWEEP = "sweep"
 _SEED = re.compile(r"^(?P<base>.+)_seed(?P<seed>-?\d+)$")
 _GENERATION = re.compile(rf"^{DISTILLED}_gen(?P<generation>\d+)$")
+
+
+def round_name(steps: int) -> str:
+    """The folder of the diffusion task's progressive-distillation round whose
+    student samples in `steps` steps."""
+    return f"{DISTILLED}_steps{steps}"
 
 
 def generation_base(generation: int) -> str:
@@ -145,6 +154,11 @@ class RunDir:
     @property
     def backup_root(self) -> str:
         return os.path.join(self.root, ".backup")
+
+    def teacher_cache(self, name: str) -> str:
+        """The teacher's cached logits (teacher/store.py): "train",
+        "validation" or "views"."""
+        return os.path.join(self.root, "teacher_cache", name)
 
     def trained(self, bases: tuple[str, ...] = SHIPPED) -> list[ModelKey]:
         """The first-seed models among `bases` that have a model.keras; with the

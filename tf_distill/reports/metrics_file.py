@@ -1,4 +1,4 @@
-"""metrics.json: what the run directory says of one trained model (DESIGN.md).
+"""metrics.json: what the run directory says of one trained model.
 
 The fixed keys (`model`, `test_accuracy`, `test_loss`, `epochs_run`,
 `train_seconds`, `examples_per_second`, `history`) and the rest the report reads;

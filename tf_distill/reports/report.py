@@ -39,7 +39,7 @@ PER_RUN = (
 )
 # The method's settings (methods.*.describe()) named in the distilled row.
 METHOD_KEYS = ("method", "temperature", "alpha", "beta", "warmup_epochs")
-# How the teacher's logits reached the student (teacher_cache.TeacherSignal).
+# How the teacher's logits reached the student (teacher/cache.py, TeacherSignal).
 TEACHER_PATH = {
     "cached": "teacher's logits cached",
     "cached_views": "teacher on {cached_views} cached views per image",

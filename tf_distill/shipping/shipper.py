@@ -1,8 +1,9 @@
 """Shipping a trained classifier: its exports, their sizes in metrics.json, and the
 models an interrupted run had trained (exported now if their export had not ended).
 
-"Finished" is recorded after the export, "trained" before it (classifier.py), so a
-run killed while exporting resumes by exporting, not by training again.
+"Finished" is recorded after the export, "trained" before it
+(tasks/classifier/trainer.py), so a run killed while exporting resumes by
+exporting, not by training again.
 """
 
 from __future__ import annotations
@@ -69,5 +70,5 @@ def calibration_images(settings, x_train: np.ndarray) -> np.ndarray | None:
     if not settings.export_tflite:
         return None
     return export.representative_images(
-        x_train, settings.representative_examples, settings.representative_seed
+        x_train, settings.representative_examples, settings.seed
     )

@@ -20,7 +20,7 @@ from absl import logging
 
 from tf_distill.data import batches
 from tf_distill.models import architectures
-from tf_distill.teacher import topk, views
+from tf_distill.teacher import store, topk, views
 
 
 def teacher_logits(
@@ -127,10 +127,13 @@ class TeacherSignal:
 
 class TeacherSignals:
     """The teacher's logits for the distilled students of a run, computed once
-    per teacher (a later generation's teacher is an earlier one's student)."""
+    per teacher (a later generation's teacher is an earlier one's student) and
+    kept on disk in `cache_dir(name)` (teacher/store.py), where a later run with
+    the same teacher, images and settings reads them back."""
 
-    def __init__(self, settings, splits, x_train, strategy, val_ds):
+    def __init__(self, settings, splits, x_train, strategy, val_ds, cache_dir):
         self.settings = settings
+        self.cache_dir = cache_dir
         self.splits = splits
         self.x_train = x_train  # what the distilled student trains on
         self.strategy = strategy
@@ -203,30 +206,78 @@ class TeacherSignals:
         if split not in self._logits:
             s = self.settings
             x = self.x_train if split == "train" else self.splits.x_val
-            logits, seconds = compute(
-                self._inference_copy(teacher),
-                x,
-                batch_size=s.teacher_batch_size,
-                dtype=s.cache_dtype,
-                top_k=s.cache_top_k,
+            copy = self._inference_copy(teacher)
+
+            def rows(start, stop):
+                logits = teacher_logits(
+                    copy,
+                    x[start:stop],
+                    batch_size=s.teacher_batch_size,
+                    dtype=s.cache_dtype,
+                )
+                return _packed(compact(logits, s.cache_top_k))
+
+            stored, seconds = store.cached_rows(
+                self.cache_dir(split),
+                made_from=self._made_from(teacher, x),
+                count=len(x),
+                compute=rows,
+                what=f"the teacher's logits on {len(x)} {split} images",
             )
-            self._logits[split] = (logits, seconds)
+            self._logits[split] = (_unpacked(stored, self.splits.num_classes), seconds)
         return self._logits[split]
+
+    def _made_from(self, teacher, x, *extra) -> dict[str, str]:
+        """What cached logits depend on (store.cached_rows' `made_from`)."""
+        s = self.settings
+        return {
+            "teacher": store.fingerprint(teacher),
+            "data": store.fingerprint(x),
+            "settings": store.fingerprint(
+                s.cache_dtype, s.cache_top_k, s.teacher_dtype, *extra
+            ),
+        }
 
     def _cached_views(self, teacher):
         """(parameters, logits, seconds) of the teacher on the cached views."""
         if self._views is None or self._views_teacher is not teacher:
             s = self.settings
-            params = views.draw_params(
-                s.augment, len(self.x_train), s.cached_views, s.representative_seed
-            )
-            logits, seconds = views.teacher_logits(
-                self._inference_copy(teacher),
-                self.x_train,
-                params,
-                batch_size=s.teacher_batch_size,
-                dtype=s.cache_dtype,
+            x = self.x_train
+            params = views.draw_params(s.augment, len(x), s.cached_views, s.seed)
+            copy = self._inference_copy(teacher)
+
+            def rows(start, stop):
+                logits = views.teacher_logits(
+                    copy,
+                    x,
+                    params,
+                    batch_size=s.teacher_batch_size,
+                    dtype=s.cache_dtype,
+                    rows=range(start, stop),
+                )
+                return _packed(compact(logits, s.cache_top_k))
+
+            stored, seconds = store.cached_rows(
+                self.cache_dir("views"),
+                made_from=self._made_from(teacher, x, store.fingerprint(params)),
+                count=len(x),
+                compute=rows,
+                what=f"the teacher's logits on {s.cached_views} views of "
+                f"{len(x)} images",
             )
             self._views_teacher = teacher
-            self._views = (params, compact(logits, s.cache_top_k), seconds)
+            self._views = (params, _unpacked(stored, self.splits.num_classes), seconds)
         return self._views
+
+
+def _packed(logits: np.ndarray | topk.TopK) -> dict[str, np.ndarray]:
+    """Logits as the named arrays a cache file holds."""
+    if isinstance(logits, topk.TopK):
+        return {"values": logits.values, "classes": logits.classes}
+    return {"logits": logits}
+
+
+def _unpacked(rows: dict[str, np.ndarray], num_classes: int) -> np.ndarray | topk.TopK:
+    if "logits" in rows:
+        return rows["logits"]
+    return topk.TopK(rows["values"], rows["classes"], num_classes)

@@ -62,6 +62,16 @@ class TopK:
     def __len__(self) -> int:
         return len(self.values)
 
+    @property
+    def columns(self) -> tuple[np.ndarray, np.ndarray]:
+        """The per-example arrays that travel through a pipeline
+        (data.batches.pipeline's packed `extra`)."""
+        return self.values, self.classes
+
+    def expand_batch(self, values: tf.Tensor, classes: tf.Tensor) -> tf.Tensor:
+        """A batch of `columns` as full float32 logits."""
+        return expand(values, classes, self.num_classes)
+
 
 def expand(values: tf.Tensor, classes: tf.Tensor, num_classes: int) -> tf.Tensor:
     """Full float32 (..., classes) logits from a batch of top-k values and classes:

@@ -23,12 +23,9 @@ random layers, which cannot replay a given draw; colour jitter is not offered.
 
 from __future__ import annotations
 
-import time
-
 import keras
 import numpy as np
 import tensorflow as tf
-from absl import logging
 
 from tf_distill.data import augment, batches
 from tf_distill.teacher import topk
@@ -106,10 +103,12 @@ def teacher_logits(
     *,
     batch_size: int,
     dtype: str,
-) -> tuple[np.ndarray, float]:
-    """((n, k, classes) logits of the teacher on every view, the seconds taken)."""
-    start = time.perf_counter()
-    n, k = params.shape[:2]
+    rows: range | None = None,
+) -> np.ndarray:
+    """(len(rows), k, classes) logits of the teacher on every view of the images
+    `rows` (all by default; a mixup partner may be any image of `x`)."""
+    rows = range(len(x)) if rows is None else rows
+    k = params.shape[1]
     images = tf.constant(x)
 
     @tf.function
@@ -119,23 +118,13 @@ def teacher_logits(
 
     out = None
     for view in range(k):
-        for start_i in range(0, n, batch_size):
-            idx = np.arange(start_i, min(n, start_i + batch_size))
+        for first in range(rows.start, rows.stop, batch_size):
+            idx = np.arange(first, min(rows.stop, first + batch_size))
             logits = view_logits(tf.constant(idx), tf.constant(params[idx, view]))
             if out is None:
-                out = np.zeros((n, k, logits.shape[-1]), dtype)
-            out[idx, view] = np.asarray(logits).astype(dtype)
-    seconds = time.perf_counter() - start
-    logging.info(
-        "Cached the teacher's logits on %d views of %d images in %.1f s "
-        "(%d teacher passes in all, stored as %s)",
-        k,
-        n,
-        seconds,
-        k,
-        dtype,
-    )
-    return out, seconds
+                out = np.zeros((len(rows), k, logits.shape[-1]), dtype)
+            out[idx - rows.start, view] = np.asarray(logits).astype(dtype)
+    return out
 
 
 def pipeline(
@@ -163,9 +152,7 @@ def pipeline(
     seed = tf.constant(shuffle_seed, tf.int64)
 
     def one_epoch(epoch):
-        order = tf.random.experimental.stateless_shuffle(
-            tf.range(n, dtype=tf.int64), seed=tf.stack([seed, epoch])
-        )
+        order = batches.epoch_order(n, seed, epoch)
         pick = tf.random.stateless_uniform(
             [n], seed=tf.stack([seed + 1, epoch]), maxval=k, dtype=tf.int64
         )
@@ -184,6 +171,6 @@ def pipeline(
             teacher = tf.cast(teacher[0], tf.float32)
         return pixels, tf.gather(labels, idx), teacher
 
-    ds = tf.data.Dataset.range(epochs.start, epochs.stop).flat_map(one_epoch)
+    ds = batches.over_epochs(epochs, one_epoch)
     ds = ds.map(to_batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return batches.finish(ds)

@@ -80,6 +80,20 @@ def _reduce_nested(strategy):
     return strategy
 
 
+def global_batch_size(x) -> tf.Tensor:
+    """Examples in this step's global batch: the sum over replicas of the local
+    batch sizes of `x`.
+
+    tf.nn.compute_average_loss would otherwise assume local size x replicas, which
+    is wrong when the last batch of an epoch splits unevenly across replicas.
+    """
+    local = tf.shape(x)[0]
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1:
+        return local
+    return context.all_reduce(tf.distribute.ReduceOp.SUM, local)
+
+
 def check_batch_size(batch_size: int, strategy: tf.distribute.Strategy) -> None:
     """The global batch must split evenly across replicas."""
     replicas = strategy.num_replicas_in_sync

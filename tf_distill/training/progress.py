@@ -54,7 +54,21 @@ class TensorBoard(keras.callbacks.TensorBoard):
                 self.summary.scalar(f"batch_{name}", value, step=step)
 
 
-class EpochLine(keras.callbacks.Callback):
+class EpochTimer(keras.callbacks.Callback):
+    """Times each epoch: `epoch_seconds()` in `on_epoch_end`."""
+
+    def __init__(self):
+        super().__init__()
+        self._start = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def epoch_seconds(self) -> float:
+        return time.perf_counter() - self._start
+
+
+class EpochLine(EpochTimer):
     """One line per epoch that names the model (Keras' own says `Epoch 3/100`):
 
     distilling epoch 3/100: loss 0.3095 - accuracy 0.9162 - ... (1.2 s)
@@ -63,13 +77,9 @@ class EpochLine(keras.callbacks.Callback):
     def __init__(self, name: str, epochs: int):
         super().__init__()
         self._name, self._epochs = name, epochs
-        self._start = None
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._start = time.perf_counter()
 
     def on_epoch_end(self, epoch, logs=None):
         values = " - ".join(f"{k} {float(v):.4f}" for k, v in (logs or {}).items())
-        seconds = time.perf_counter() - self._start
+        seconds = self.epoch_seconds()
         epoch_of = f"epoch {epoch + 1}/{self._epochs}"
         print(f"{self._name} {epoch_of}: {values} ({seconds:.1f} s)", flush=True)

@@ -24,13 +24,13 @@ import json
 import math
 import os
 import shutil
-import time
 
 import keras
 import numpy as np
 from absl import logging
 
 from tf_distill.outputs import files
+from tf_distill.training import progress
 
 
 class RunState:
@@ -103,7 +103,7 @@ def start_epoch(backup_dir: str) -> int:
     return int(files.read_json(path)["epoch"]) if os.path.isfile(path) else 0
 
 
-class HistoryBackup(keras.callbacks.Callback):
+class HistoryBackup(progress.EpochTimer):
     """Keeps every epoch's logs in `<backup_dir>/history.json`.
 
     Listed *before* BackupAndRestore, so that a crash between the two leaves a
@@ -115,18 +115,13 @@ class HistoryBackup(keras.callbacks.Callback):
         super().__init__()
         self._path = os.path.join(backup_dir, "history.json")
         self.history = history
-        self._start = None
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._start = time.perf_counter()
 
     def on_epoch_end(self, epoch, logs=None):
         for key, value in (logs or {}).items():
             self.history.setdefault(key, []).append(float(value))
         # Kept with the logs, so a resumed run's training time counts the epochs
         # before the crash too.
-        seconds = time.perf_counter() - self._start
-        self.history.setdefault("epoch_seconds", []).append(seconds)
+        self.history.setdefault("epoch_seconds", []).append(self.epoch_seconds())
         files.write_json(self._path, self.history)
 
 

@@ -2,8 +2,9 @@
 gets one line naming `config.KEY`, the value and what was expected.
 
 This module checks the data, models, training, augmentation and outputs;
-`validation/distill_checks.py` the distillation keys (method, teacher cache, ensemble,
-transfer data); `validation/checker.py` holds the `Checker` both use."""
+`distill_checks.py` the distillation keys (the method, which checks its own keys,
+the teacher cache, an ensemble, transfer data); tf_distill/checker.py holds the
+`Checker` both use."""
 
 from __future__ import annotations
 
@@ -11,11 +12,10 @@ import ml_collections
 
 from tf_distill.checker import Checker, is_int, is_number
 from tf_distill.data import augment
+from tf_distill.distillation import registry
 from tf_distill.models import architectures
 from tf_distill.tasks.classifier import distill_checks
 from tf_distill.training.distribute import STRATEGIES
-
-__all__ = ["Checker", "is_int", "is_number", "validate"]
 
 MIXED_PRECISION = (None, "mixed_bfloat16", "mixed_float16")
 MONITORS = ("val_accuracy", "val_loss")
@@ -42,12 +42,6 @@ def validate(config: ml_collections.ConfigDict) -> None:
 
 def _data_and_seeds(c: Checker, config: ml_collections.ConfigDict) -> None:
     """The task, the data, the seeds and the batch."""
-    c.check(
-        config.get("task", "classifier") == "classifier",
-        "task",
-        'expected "classifier" (configs/default.py) or "diffusion" '
-        "(configs/digits_diffusion.py, which has that task's keys)",
-    )
     c.check(
         isinstance(config.dataset, str) and config.dataset,
         "dataset",
@@ -155,9 +149,13 @@ def _augment(c: Checker, config: ml_collections.ConfigDict) -> None:
         "expected a Beta(a, a) parameter >= 0 (0 turns mixup off)",
     )
     c.check(
-        not (config.augment.mixup and config.distill.method == "dkd"),
+        not (
+            config.augment.mixup
+            and registry.method_class(config.distill.method).target_class
+        ),
         "augment.mixup",
-        "mixed images have no single target class, which dkd needs: use method kd",
+        f"mixed images have no single target class, which "
+        f"{config.distill.method} needs: use method kd",
     )
     c.check(
         not (config.augment.mixup and config.distill.alpha),

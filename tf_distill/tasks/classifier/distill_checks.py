@@ -9,7 +9,7 @@ import ml_collections
 
 from tf_distill.checker import Checker, is_int, is_number
 from tf_distill.data import augment, unlabelled
-from tf_distill.distillation import methods
+from tf_distill.distillation import registry
 from tf_distill.teacher import cache
 
 CACHE_DTYPES = ("float32", "float16")
@@ -17,12 +17,8 @@ TEACHER_DTYPES = ("float32", "bfloat16")
 
 
 def _method(c: Checker, config: ml_collections.ConfigDict) -> None:
-    """The method and its settings: temperature, alpha, hint, dkd, generations."""
-    c.check(
-        config.distill.method in methods.METHODS,
-        "distill.method",
-        f"valid: {', '.join(methods.METHODS)}",
-    )
+    """The method (its own keys are its from_config's to check), the temperature
+    and alpha every method and the ensemble share, and the generations."""
     c.check(
         is_number(config.distill.temperature) and config.distill.temperature > 0,
         "distill.temperature",
@@ -34,26 +30,11 @@ def _method(c: Checker, config: ml_collections.ConfigDict) -> None:
         "the weight of the hard loss must be in [0, 1]",
     )
     c.positive_int("distill.generations")
-    if config.distill.method == "hint":
-        for key in ("distill.hint.teacher_layer", "distill.hint.student_layer"):
-            c.check(bool(c.get(key)), key, "method hint needs a layer name")
-        weight = config.distill.hint.weight
-        c.check(
-            is_number(weight) and weight >= 0, "distill.hint.weight", "expected >= 0"
-        )
-    for key in ("distill.dkd.alpha", "distill.dkd.beta"):
-        value = c.get(key)
-        c.check(is_number(value) and value >= 0, key, "expected a weight >= 0")
-    warmup = config.distill.dkd.warmup_epochs
-    c.check(
-        is_int(warmup) and warmup >= 0,
-        "distill.dkd.warmup_epochs",
-        "expected a whole number of epochs >= 0",
-    )
+    registry.from_config(config.distill)
 
 
 def _cache(c: Checker, config: ml_collections.ConfigDict) -> None:
-    """How the teacher's logits are cached (cache.py, views.py, topk.py)."""
+    """How the teacher's logits are cached (teacher/cache.py, views.py, topk.py)."""
     c.check(
         config.distill.cache_dtype in CACHE_DTYPES,
         "distill.cache_dtype",
@@ -79,7 +60,7 @@ def _cache_top_k(c: Checker, config: ml_collections.ConfigDict) -> None:
         return
     why = cache.per_step_reason(
         cache=d.cache_teacher_logits,
-        features=d.method == "hint",
+        features=registry.method_class(d.method).needs == "features",
         augmented=augment.AugmentSpec(**config.augment).enabled_for(distilling=True),
         views=d.cached_views,
     )
@@ -112,9 +93,10 @@ def _cached_views(c: Checker, config: ml_collections.ConfigDict) -> None:
         "is not offered with distill.cached_views",
     )
     c.check(
-        config.distill.method != "hint",
+        registry.method_class(config.distill.method).needs != "features",
         "distill.cached_views",
-        "method hint reads the teacher's features in every step; views cache logits",
+        f"method {config.distill.method} reads the teacher's features in every "
+        "step; views cache logits",
     )
     c.check(
         config.distill.cache_teacher_logits,

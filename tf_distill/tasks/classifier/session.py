@@ -1,13 +1,13 @@
-"""A training mode's session: strategy, runtime, data, teacher and run state, set up
-in a fixed order and undone on exit (experiment.py's mode functions open one)."""
+"""A classifier mode's session: the run context every task shares
+(context.RunContext) with the teacher to distil from and the ClassifierTrainer
+(modes.py's mode functions open one)."""
 
 from __future__ import annotations
 
-import contextlib
 import os
+import sys
 
 import keras
-import tensorflow as tf
 from absl import logging
 
 from tf_distill.distillation import ensemble
@@ -16,7 +16,7 @@ from tf_distill.outputs import files
 from tf_distill.outputs.rundir import TEACHER, ModelKey, RunDir, generation_base
 from tf_distill.tasks.classifier import settings as config_lib
 from tf_distill.tasks.classifier import trainer
-from tf_distill.training import distribute, resume
+from tf_distill.tasks.context import RunContext
 
 
 def load_fitting(path: str, splits, strategy=None) -> keras.Model:
@@ -29,19 +29,15 @@ def load_fitting(path: str, splits, strategy=None) -> keras.Model:
 
 
 class Session:
-    """What a training mode works with, set up in this order on entry:
+    """What a classifier mode works with, set up in this order on entry:
 
     1. the teacher to distil from is found (`teacher`: "required" for distilling,
        "optional" for the sweep), before anything else;
-    2. the strategy (MultiWorkerMirroredStrategy must exist before TensorFlow's
-       runtime starts), seeds, op determinism and the mixed-precision policy,
-       all restored on exit;
-    3. the data, checked against the config (bad data fails before any write);
-    4. the teacher is loaded and checked against the data;
-    5. the run directory is locked (a second run on it exits, naming this one's
-       process) and the run state a crashed run resumes from is read.
-
-    A session that ends well writes config.json and removes the crash backups.
+    2. the run context (context.RunContext): strategy, seeds, precision and the
+       data; then, before anything is written, the checks that need the data,
+       the teacher loaded and checked against it, and the method's own check of
+       the teacher and student (`_prepare`); then the lock and the run state;
+    3. the ClassifierTrainer that trains the run's models.
     """
 
     def __init__(self, config, run_dir: RunDir, mode: str, *, teacher: str = "none"):
@@ -50,37 +46,46 @@ class Session:
         self.mode = mode
         self._teacher_mode = teacher
         self.teacher = None
+        self.members = []
         self.seeds = [config.seed + i for i in range(config.num_seeds)]
-        self._stack = contextlib.ExitStack()
 
     def __enter__(self) -> Session:
-        with self._stack as stack:
-            self._setup(stack)
-            self._stack = stack.pop_all()
+        teacher_paths = self._teacher_paths()
+        self._context = RunContext(
+            self.config,
+            self.run_dir,
+            self.mode,
+            load_data=config_lib.load_data,
+            prepare=lambda splits, strategy: self._prepare(
+                splits, strategy, teacher_paths
+            ),
+        )
+        run = self._context.__enter__()
+        try:
+            self.run_dir, self.state = run.run_dir, run.state
+            self.trainer = trainer.ClassifierTrainer(
+                config_lib.classifier_settings(self.config),
+                run.data,
+                run.strategy,
+                self.run_dir,
+                self.state,
+                transfer=self._transfer,
+            )
+            if self.teacher is not None:
+                self.trainer.set_teacher(self.teacher)
+        except BaseException:
+            self._context.__exit__(*sys.exc_info())
+            raise
         return self
 
-    def __exit__(self, exc_type, *_):
-        try:
-            if exc_type is None:
-                # Only now: a run that fails or is interrupted leaves the last
-                # finished run's config.json, never one no finished run used.
-                files.write_json(
-                    self.run_dir.file("config.json"), self.config.to_dict()
-                )
-                self.state.close()
-        finally:
-            self._stack.close()
+    def __exit__(self, *exc_info):
+        return self._context.__exit__(*exc_info)
 
-    def _setup(self, stack: contextlib.ExitStack) -> None:
+    def _prepare(self, splits, strategy, teacher_paths) -> None:
+        """The checks that need the data, and the teacher, before any write."""
         config = self.config
-        teacher_paths = self._teacher_paths()
-        strategy = distribute.make_strategy(config.strategy)
-        distribute.check_batch_size(config.batch_size, strategy)
-        stack.enter_context(_runtime(config))
-        splits = config_lib.load_data(config)
         _check_against_data(config, splits)
-        transfer = config_lib.transfer_data(config, splits)
-        logging.info("Config: %s", config.to_json(sort_keys=True))
+        self._transfer = config_lib.transfer_data(config, splits)
         logging.info(
             "Data %s: %s, input %s, %d classes. Strategy %s with %d replica(s), "
             "global batch %d (%d per replica).",
@@ -99,28 +104,7 @@ class Session:
         elif self.members:
             with strategy.scope():
                 self.teacher = ensemble.build(self.members, config.distill.temperature)
-        if config.distill.method == "hint":
-            _check_hint_layers(config, splits, self.teacher)
-        root, tensorboard = stack.enter_context(
-            distribute.output_dirs(
-                strategy, self.run_dir.root, self.run_dir.tensorboard
-            )
-        )
-        self.run_dir = RunDir(root, tensorboard)
-        stack.enter_context(files.locked(root))  # one run per folder at a time
-        self.state = resume.RunState(
-            self.run_dir.backup_root, config=config.to_dict(), mode=self.mode
-        )
-        self.task = trainer.ClassifierTask(
-            config_lib.classifier_settings(config),
-            splits,
-            strategy,
-            self.run_dir,
-            self.state,
-            transfer=transfer,
-        )
-        if self.teacher is not None:
-            self.task.set_teacher(self.teacher)
+        _check_method(config, splits, self.teacher)
 
     def _teacher_paths(self) -> list[str]:
         """The teacher(s) the mode distils from: config.teacher_paths (an
@@ -162,7 +146,7 @@ class Session:
         """The ensemble of config.teacher_paths as the run's teacher: its and each
         member's test accuracy, written to ensemble.json; the report's teacher
         row. Its logits are the members' probabilities averaged at T."""
-        task, test = self.task, self.task.teacher_test
+        task, test = self.trainer, self.trainer.teacher_test
         members = [
             {"path": path, "test_accuracy": measure.evaluate(m, task.test_ds).accuracy}
             for path, m in zip(self.config.teacher_paths, self.members, strict=True)
@@ -193,14 +177,14 @@ class Session:
 
     def train_teacher(self):
         """(teacher, metrics); the teacher is then the one students are compared to."""
-        self.teacher, metrics = self.task.train(
+        self.teacher, metrics = self.trainer.train(
             self.key(TEACHER, self.config.seed),
             config_lib.model_spec(self.config.teacher),
             seed=self.config.seed,
             ship=True,
         )
-        if self.task.teacher_test is None:  # reused from an interrupted run
-            self.task.set_teacher(self.teacher)
+        if self.trainer.teacher_test is None:  # reused from an interrupted run
+            self.trainer.set_teacher(self.teacher)
         return self.teacher, metrics
 
     def train_students(self, base: str, *, ship: bool) -> dict[str, dict]:
@@ -208,7 +192,7 @@ class Session:
         results = {}
         for seed in self.seeds:
             key = self.key(base, seed)
-            _, results[key.name] = self.task.train(
+            _, results[key.name] = self.trainer.train(
                 key,
                 config_lib.model_spec(self.config.student),
                 seed=seed,
@@ -216,12 +200,12 @@ class Session:
             )
         return results
 
-    def distil(self, key_of, method, *, ship: bool = True) -> dict[str, dict]:
+    def distill_students(self, key_of, method, *, ship: bool = True) -> dict[str, dict]:
         """A distilled student for every seed, keyed `key_of(seed)`."""
         results = {}
         for seed in self.seeds:
             key = key_of(seed)
-            results[key.name] = self.task.distill(
+            results[key.name] = self.trainer.distill(
                 key,
                 self.teacher,
                 method,
@@ -232,7 +216,7 @@ class Session:
             )
         return results
 
-    def distil_generations(self, method) -> dict[str, dict]:
+    def distill_generations(self, method) -> dict[str, dict]:
         """Generations 2..config.distill.generations (Furlanello et al. 2018,
         born-again networks): each seed's student of generation g is distilled
         from that seed's student of generation g - 1; the last generation's first
@@ -243,10 +227,10 @@ class Session:
             for seed in self.seeds:
                 previous = self.key(generation_base(generation - 1), seed)
                 teacher = architectures.load(
-                    self.run_dir.model(previous).keras, self.task.strategy
+                    self.run_dir.model(previous).keras, self.trainer.strategy
                 )
                 key = self.key(generation_base(generation), seed)
-                results[key.name] = self.task.distill(
+                results[key.name] = self.trainer.distill(
                     key,
                     teacher,
                     method,
@@ -275,12 +259,6 @@ def _check_against_data(config, splits) -> None:
             f"{len(splits.y_train)} training examples: every epoch would be one "
             "short batch"
         )
-    if config.distill.method == "dkd" and splits.num_classes < 3:
-        raise ValueError(
-            f"config.distill.method='dkd' needs at least 3 classes (its non-target "
-            f"term is over the other classes); {splits.source} has "
-            f"{splits.num_classes}"
-        )
     channels = splits.input_shape[-1]
     if config.augment.color_jitter and channels != 3:
         raise ValueError(
@@ -289,37 +267,16 @@ def _check_against_data(config, splits) -> None:
         )
 
 
-def _check_hint_layers(config, splits, teacher) -> None:
-    """The hint's layers exist and their shapes can be regressed, before any
-    training: on the teacher to distil from, or one built from config.teacher."""
+def _check_method(config, splits, teacher) -> None:
+    """The method's own check (DKD's classes, the hint's layers), before any
+    training: on the teacher to distil from, or one built from config.teacher.
+    Built here even for methods that check nothing: a model or two, once a run."""
     student = architectures.build_for(
-        config_lib.model_spec(config.student), splits, name="s"
+        config_lib.model_spec(config.student), splits, name="student"
     )
     if teacher is None:
         spec = config_lib.model_spec(config.teacher)
         teacher = architectures.build_for(spec, splits, name="teacher")
-    try:
-        config_lib.method(config).feature_models(student=student, teacher=teacher)
-    except ValueError as e:
-        raise ValueError(f"config.distill.hint: {e}") from None
-
-
-@contextlib.contextmanager
-def _runtime(config):
-    """Seeds, op determinism and the mixed-precision policy for the session;
-    the policy and determinism are restored afterwards (tests and notebooks run
-    several sessions in one process)."""
-    from tensorflow.python.framework import config as tf_config  # no public getter
-
-    policy = keras.mixed_precision.global_policy()
-    deterministic = tf_config.is_op_determinism_enabled()
-    keras.utils.set_random_seed(config.seed)  # Python, NumPy and TensorFlow
-    if config.deterministic:
-        tf.config.experimental.enable_op_determinism()
-    keras.mixed_precision.set_global_policy(config.mixed_precision or "float32")
-    try:
-        yield
-    finally:
-        keras.mixed_precision.set_global_policy(policy)
-        if not deterministic:
-            tf_config.disable_op_determinism()
+    config_lib.method(config).check(
+        teacher=teacher, student=student, num_classes=splits.num_classes
+    )

@@ -1,32 +1,54 @@
-"""Reading a config: the typed settings the library takes (with validation/,
-session.py and experiment.py, the only code that reads a ConfigDict; library
-functions take these dataclasses and plain values)."""
+"""The classifier task's config read into the typed settings the library takes.
+
+With checks.py, session.py and modes.py (and tasks/context.py for what every task
+shares), the only code of the task that reads a ConfigDict; library functions
+take these dataclasses and plain values."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 
 import ml_collections
 
 from tf_distill.data import augment, sources, unlabelled
-from tf_distill.distillation import methods
+from tf_distill.distillation import methods, registry
 from tf_distill.models import architectures
-from tf_distill.tasks.classifier import trainer
+from tf_distill.tasks import context
 from tf_distill.training import fitting
 
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """How the classifiers of a run are trained, cached and shipped."""
+
+    batch_size: int = 64  # global, across replicas
+    steps_per_execution: int = 1
+    learning_rate: float = 3e-3
+    final_lr_fraction: float = 0.1
+    amsgrad: bool = False
+    early_stopping: fitting.EarlyStopping = fitting.EarlyStopping()
+    # The distilled student's: a patient schedule (Beyer et al. 2022) may need none.
+    distill_early_stopping: fitting.EarlyStopping = fitting.EarlyStopping()
+    tensorboard_every_steps: int = 100
+    augment: augment.AugmentSpec = augment.AugmentSpec()
+    cache_teacher_logits: bool = True
+    cache_dtype: str = "float32"
+    cache_top_k: int = 0  # keep the k largest logits (teacher/topk.py); 0: all
+    cached_views: int = 0  # K augmented views per image, the teacher run on each
+    validation_teacher: bool = False  # the teacher also on the validation split
+    teacher_batch_size: int = 256
+    teacher_dtype: str = "float32"
+    export_tflite: bool = True
+    representative_examples: int = 500  # int8 calibration images
+    # The run's first seed: it draws the int8 calibration images and the cached
+    # views' parameters, the same for every seed of the run.
+    seed: int = 0
+    fingerprint: str = ""  # of the run's config, stamped on every model's metrics
+
+
 # The typed settings, each from its section of the config.
-
-
-def data_spec(config: ml_collections.ConfigDict) -> sources.DataSpec:
-    return sources.DataSpec(
-        dataset=config.dataset,
-        data_dir=config.data_dir,
-        validation_fraction=config.validation_fraction,
-        split_seed=config.split_seed,
-        image_size=tuple(config.image_size),
-        color_mode=config.color_mode,
-    )
 
 
 def model_spec(section: ml_collections.ConfigDict) -> architectures.ModelSpec:
@@ -50,35 +72,22 @@ def method(
     *,
     temperature: float | None = None,
     alpha: float | None = None,
-):
-    """config.distill's method; the sweep passes each cell's temperature and alpha
-    (KD's)."""
-    cfg = config.distill
-    temperature = cfg.temperature if temperature is None else temperature
-    if cfg.method == "dkd":
-        return methods.build(
-            "dkd",
-            temperature=temperature,
-            alpha=cfg.dkd.alpha,
-            beta=cfg.dkd.beta,
-            warmup_epochs=cfg.dkd.warmup_epochs,
+) -> methods.Method:
+    """config.distill's method, built from its own keys (registry.from_config);
+    the sweep passes each cell's temperature and alpha."""
+    distill = config.distill
+    if temperature is not None or alpha is not None:
+        distill = distill.copy_and_resolve_references()
+        distill.temperature = (
+            distill.temperature if temperature is None else temperature
         )
-    alpha = cfg.alpha if alpha is None else alpha
-    if cfg.method == "hint":
-        return methods.build(
-            "hint",
-            temperature=temperature,
-            alpha=alpha,
-            teacher_layer=cfg.hint.teacher_layer,
-            student_layer=cfg.hint.student_layer,
-            weight=cfg.hint.weight,
-        )
-    return methods.build(cfg.method, temperature=temperature, alpha=alpha)
+        distill.alpha = distill.alpha if alpha is None else alpha
+    return registry.from_config(distill)
 
 
-def classifier_settings(config: ml_collections.ConfigDict) -> trainer.Settings:
+def classifier_settings(config: ml_collections.ConfigDict) -> Settings:
     a, d, opt = config.augment, config.distill, config.optimizer
-    return trainer.Settings(
+    return Settings(
         batch_size=config.batch_size,
         steps_per_execution=config.steps_per_execution,
         learning_rate=opt.learning_rate,
@@ -111,7 +120,7 @@ def classifier_settings(config: ml_collections.ConfigDict) -> trainer.Settings:
         teacher_dtype=d.teacher_dtype,
         export_tflite=config.export.tflite,
         representative_examples=config.export.representative_examples,
-        representative_seed=config.seed,
+        seed=config.seed,
         fingerprint=fingerprint(config),
     )
 
@@ -126,9 +135,9 @@ def fingerprint(config: ml_collections.ConfigDict) -> str:
 
 
 def load_data(config: ml_collections.ConfigDict) -> sources.Splits:
-    """The data set the config names (sources.load with data_spec), keeping the
+    """The data set the config names (sources.load with context.data_spec), keeping the
     labels of config.labeled_fraction of its training split (unlabelled.py)."""
-    splits = sources.load(data_spec(config))
+    splits = sources.load(context.data_spec(config))
     return unlabelled.keep_labels(splits, config.labeled_fraction, config.split_seed)
 
 

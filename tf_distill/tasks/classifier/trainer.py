@@ -1,8 +1,8 @@
-"""The classifier task: train, distil, measure, save and export one model of a run.
+"""Training, distilling, measuring, saving and exporting one classifier of a run.
 
-`ClassifierTask` holds what the models of one run share (data pipelines, strategy,
-run directory, crash state, the teacher's cached logits); the experiment layer
-(experiment.py) decides which models a mode trains. For each model, in this order:
+`ClassifierTrainer` holds what the models of one run share (data pipelines,
+strategy, run directory, crash state, the teacher's cached logits); the task's
+modes (modes.py) decide which models a mode trains. For each model, in this order:
 
     1. build it (the same seed before every build: the student alone and the
        distilled student of one seed start from identical weights);
@@ -14,8 +14,6 @@ run directory, crash state, the teacher's cached logits); the experiment layer
 """
 
 from __future__ import annotations
-
-import dataclasses
 
 import keras
 import numpy as np
@@ -29,38 +27,12 @@ from tf_distill.outputs import files
 from tf_distill.outputs.rundir import ModelKey, RunDir
 from tf_distill.reports import metrics_file
 from tf_distill.shipping import shipper
+from tf_distill.tasks.classifier.settings import Settings
 from tf_distill.teacher import cache
 from tf_distill.training import fitting
 
 
-@dataclasses.dataclass(frozen=True)
-class Settings:
-    """How the classifiers of a run are trained, cached and shipped."""
-
-    batch_size: int = 64  # global, across replicas
-    steps_per_execution: int = 1
-    learning_rate: float = 3e-3
-    final_lr_fraction: float = 0.1
-    amsgrad: bool = False
-    early_stopping: fitting.EarlyStopping = fitting.EarlyStopping()
-    # The distilled student's: a patient schedule (Beyer et al. 2022) may need none.
-    distill_early_stopping: fitting.EarlyStopping = fitting.EarlyStopping()
-    tensorboard_every_steps: int = 100
-    augment: augment.AugmentSpec = augment.AugmentSpec()
-    cache_teacher_logits: bool = True
-    cache_dtype: str = "float32"
-    cache_top_k: int = 0  # keep the k largest logits (topk.py); 0: all
-    cached_views: int = 0  # K augmented views per image, the teacher run on each
-    validation_teacher: bool = False  # the teacher also on the validation split
-    teacher_batch_size: int = 256
-    teacher_dtype: str = "float32"
-    export_tflite: bool = True
-    representative_examples: int = 500  # int8 calibration images
-    representative_seed: int = 0
-    fingerprint: str = ""  # of the run's config, stamped on every model's metrics
-
-
-class ClassifierTask:
+class ClassifierTrainer:
     """The models of one classification run."""
 
     def __init__(
@@ -95,7 +67,12 @@ class ClassifierTask:
         self.shipping = shipper.Shipping(settings, splits, strategy, run_dir, state)
         self.teacher_test = None  # measure.ClassMetrics of the teacher, on test
         self.signals = cache.TeacherSignals(
-            settings, splits, self.transfer_set[0], strategy, self.val_ds
+            settings,
+            splits,
+            self.transfer_set[0],
+            strategy,
+            self.val_ds,
+            cache_dir=run_dir.teacher_cache,
         )
 
     def set_teacher(self, teacher: keras.Model) -> None:
@@ -155,9 +132,7 @@ class ClassifierTask:
         """
         if self.state.trained(key.name):
             return self.shipping.reuse(key, ship=ship, load_model=False)[1]
-        signal = self.signals.of(
-            teacher, features=getattr(method, "needs", "logits") == "features"
-        )
+        signal = self.signals.of(teacher, features=method.needs == "features")
         steps = self._steps(len(self.transfer_set[1]))
         with self.strategy.scope():
             student = self._build(spec, key.role, seed)

@@ -2,8 +2,18 @@
 
 `schedule.py` holds the continuous-time process and its parametrisations,
 `progressive.py` the DDIM sampler and the two-steps-into-one distillation target,
-`unet.py` the network, `trainers.py` the two train steps; `task.py` trains and
-measures a run's models (`quality.py`, `sampler.py`), `modes.py` is what
+`unet.py` the network, `train_steps.py` the two train steps; `trainer.py` trains
+and measures a run's samplers (`quality.py`, `sampler.py`), `modes.py` is what
 `main.py --model=...` runs for a config with `task = "diffusion"`, `report.py`
 the comparison it writes, `settings.py` the config read and validated.
 """
+
+from tf_distill.tasks import Task
+from tf_distill.tasks.diffusion import modes, settings
+
+TASK = Task(
+    name="diffusion",
+    modes=modes.MODES,
+    validate=settings.validate,
+    summary=modes.summary,
+)

@@ -9,8 +9,9 @@
     export      re-exports the final student's sampler SavedModel
     evaluate    measures the exported sampler as a client runs it
 
-experiment.run dispatches here; each mode opens a `session` (strategy, seeds,
-data, lock, the run state a crash resumes from) like the classifiers' modes.
+The runner (experiment.run) finds them in this package's TASK; each mode opens a
+`session`: the run context every task shares (context.RunContext) around a
+SamplerTrainer.
 """
 
 from __future__ import annotations
@@ -18,60 +19,47 @@ from __future__ import annotations
 import contextlib
 import os
 
-import keras
 import numpy as np
 import tensorflow as tf
 from absl import logging
 
 from tf_distill.data import sources
 from tf_distill.outputs import files
-from tf_distill.outputs.rundir import TEACHER, RunDir
-from tf_distill.tasks.classifier import settings as config_lib
+from tf_distill.outputs.rundir import TEACHER, RunDir, round_name
+from tf_distill.tasks import context
+from tf_distill.tasks.context import RunContext
 from tf_distill.tasks.diffusion import quality, report, sampler, settings
-from tf_distill.tasks.diffusion.task import (
-    GRID_SAMPLES,
-    STUDENT,
-    DiffusionTask,
-    round_name,
-)
-from tf_distill.training import distribute, resume
+from tf_distill.tasks.diffusion.trainer import GRID_SAMPLES, STUDENT, SamplerTrainer
 
 
 @contextlib.contextmanager
 def session(config, run_dir: RunDir, mode: str, *, needs: str | None = None):
-    """A DiffusionTask on the run directory, locked; config.json and the end of
-    the crash backups when the block ends well. `needs`: a model the mode reads
-    (the teacher, the final student), looked for before anything is written."""
+    """A SamplerTrainer in the run context (context.RunContext). `needs`: a
+    model the mode reads (the teacher, the final student), looked for before
+    anything is written."""
     if needs is not None and not os.path.isfile(run_dir.model(needs).keras):
         first = "--model=teacher" if needs == TEACHER else "--model=distilling"
         raise FileNotFoundError(
             f"No trained {needs} at {run_dir.model(needs).keras}. Run {first} "
             "first with the same --config and --workdir (or --model=all)."
         )
-    strategy = distribute.make_strategy(config.strategy)
-    distribute.check_batch_size(config.batch_size, strategy)
-    keras.utils.set_random_seed(config.seed)
-    splits = sources.load(config_lib.data_spec(config))
-    _check_images(config, splits)
-    logging.info("Config: %s", config.to_json(sort_keys=True))
-    logging.info(
-        "Data %s: %s, images %s", splits.source, splits.sizes(), splits.input_shape
-    )
-    with distribute.output_dirs(strategy, run_dir.root, run_dir.tensorboard) as (
-        root,
-        tensorboard,
-    ):
-        run_dir = RunDir(root, tensorboard)
-        with files.locked(root):
-            state = resume.RunState(
-                run_dir.backup_root, config=config.to_dict(), mode=mode
-            )
-            task = DiffusionTask(
-                settings.from_config(config), splits, strategy, run_dir, state
-            )
-            yield task
-            files.write_json(run_dir.file("config.json"), config.to_dict())
-            state.close()
+
+    def prepare(splits, strategy):
+        _check_images(config, splits)
+        logging.info(
+            "Data %s: %s, images %s", splits.source, splits.sizes(), splits.input_shape
+        )
+
+    with RunContext(
+        config, run_dir, mode, load_data=_load_data, prepare=prepare
+    ) as run:
+        yield SamplerTrainer(
+            settings.from_config(config), run.data, run.strategy, run.run_dir, run.state
+        )
+
+
+def _load_data(config):
+    return sources.load(context.data_spec(config))
 
 
 def _check_images(config, splits) -> None:
@@ -88,59 +76,59 @@ def _check_images(config, splits) -> None:
 
 
 def teacher(config, run_dir):
-    with session(config, run_dir, "teacher") as task:
-        return {TEACHER: task.train_teacher()[1]}
+    with session(config, run_dir, "teacher") as trainer:
+        return {TEACHER: trainer.train_teacher()[1]}
 
 
-def _ddim_baseline(task: DiffusionTask) -> dict:
+def _ddim_baseline(trainer: SamplerTrainer) -> dict:
     """The teacher's DDIM at every power-of-two step count: student/metrics.json."""
-    paths = task.run_dir.model(STUDENT)
-    if task.state.finished(STUDENT):
+    paths = trainer.run_dir.model(STUDENT)
+    if trainer.state.finished(STUDENT):
         return files.read_json(paths.metrics)
-    network = task.load(TEACHER)
+    network = trainer.load(TEACHER)
     measured = {}
-    for steps in task.settings.ddim_steps:
-        measured[str(steps)], images = task.quality(network, steps)
+    for steps in trainer.settings.ddim_steps:
+        measured[str(steps)], images = trainer.quality(network, steps)
         grid = os.path.join(paths.dir, f"samples_steps{steps}.png")
         sampler.write_grid(images[:GRID_SAMPLES], grid)
     metrics = {
         "model": STUDENT,
         "sampler": "DDIM of the teacher",
         "quality": measured,
-        "floor": task.floor()["real_vs_real"],
+        "floor": trainer.floor()["real_vs_real"],
     }
     files.write_json(paths.metrics, metrics)
-    task.state.mark_finished(STUDENT)
+    trainer.state.mark_finished(STUDENT)
     return metrics
 
 
 def student(config, run_dir):
-    with session(config, run_dir, "student", needs=TEACHER) as task:
-        return {STUDENT: _ddim_baseline(task)}
+    with session(config, run_dir, "student", needs=TEACHER) as trainer:
+        return {STUDENT: _ddim_baseline(trainer)}
 
 
-def _distil(task: DiffusionTask) -> dict:
-    results = task.distil_rounds(task.load(TEACHER))
+def _distil(trainer: SamplerTrainer) -> dict:
+    results = trainer.distil_rounds(trainer.load(TEACHER))
     for name, metrics in results.items():
         if "quality" not in metrics:
-            network = task.load(name)
-            metrics["quality"], _ = task.quality(network, metrics["sampling_steps"])
-            files.write_json(task.run_dir.model(name).metrics, metrics)
-    for name, shipped in _export(task).items():
+            network = trainer.load(name)
+            metrics["quality"], _ = trainer.quality(network, metrics["sampling_steps"])
+            files.write_json(trainer.run_dir.model(name).metrics, metrics)
+    for name, shipped in _export(trainer).items():
         results[name] = {**results[name], **shipped}
     return results
 
 
-def _export(task: DiffusionTask) -> dict:
+def _export(trainer: SamplerTrainer) -> dict:
     """The final student's sampler as a SavedModel, loaded back once to check."""
-    steps = task.settings.round_steps[-1]
+    steps = trainer.settings.round_steps[-1]
     name = round_name(steps)
-    paths = task.run_dir.model(name)
+    paths = trainer.run_dir.model(name)
     size = sampler.export(
-        task.load(name),
+        trainer.load(name),
         paths.saved_model,
         num_steps=steps,
-        prediction=task.settings.prediction,
+        prediction=trainer.settings.prediction,
     )
     sampler.check_exported(paths.saved_model)
     logging.info("Exported the %d-step sampler to %s", steps, paths.saved_model)
@@ -148,34 +136,34 @@ def _export(task: DiffusionTask) -> dict:
 
 
 def distilling(config, run_dir):
-    with session(config, run_dir, "distilling", needs=TEACHER) as task:
-        return _distil(task)
+    with session(config, run_dir, "distilling", needs=TEACHER) as trainer:
+        return _distil(trainer)
 
 
 def all_models(config, run_dir):
-    with session(config, run_dir, "all") as task:
+    with session(config, run_dir, "all") as trainer:
         for name in report.FILES:
-            if os.path.exists(task.run_dir.file(name)):
-                os.remove(task.run_dir.file(name))  # rewritten at the end
-        results = {TEACHER: task.train_teacher()[1]}
-        results[STUDENT] = _ddim_baseline(task)
-        results.update(_distil(task))
-        report.write(task.run_dir, results, title=config.name)
+            if os.path.exists(trainer.run_dir.file(name)):
+                os.remove(trainer.run_dir.file(name))  # rewritten at the end
+        results = {TEACHER: trainer.train_teacher()[1]}
+        results[STUDENT] = _ddim_baseline(trainer)
+        results.update(_distil(trainer))
+        report.write(trainer.run_dir, results, title=config.name)
         return results
 
 
 def export_sampler(config, run_dir):
     final = round_name(settings.from_config(config).round_steps[-1])
-    with session(config, run_dir, "export", needs=final) as task:
-        return _export(task)
+    with session(config, run_dir, "export", needs=final) as trainer:
+        return _export(trainer)
 
 
 def evaluate_export(config, run_dir):
     """The exported sampler's quality from the same noise, as a client draws it
     (uint8 images), beside the Keras model's: <final model>/evaluation.json."""
     final = round_name(settings.from_config(config).round_steps[-1])
-    with session(config, run_dir, "evaluate", needs=final) as task:
-        s, paths = task.settings, task.run_dir.model(final)
+    with session(config, run_dir, "evaluate", needs=final) as trainer:
+        s, paths = trainer.settings, trainer.run_dir.model(final)
         if not os.path.isdir(paths.saved_model):
             raise FileNotFoundError(
                 f"No exported sampler at {paths.saved_model}: run --model=all or "
@@ -184,9 +172,9 @@ def evaluate_export(config, run_dir):
         draw = tf.saved_model.load(paths.saved_model).signatures["from_noise"]
         per_seed = []
         for seed in range(s.noise_seeds):
-            z = sampler.noise(seed, s.num_samples, task.image_shape)
+            z = sampler.noise(seed, s.num_samples, trainer.image_shape)
             pixels = draw(noise=z)["images"].numpy().astype(np.float32)
-            per_seed.append(task.reference().measure(pixels / 127.5 - 1.0))
+            per_seed.append(trainer.reference().measure(pixels / 127.5 - 1.0))
         result = {"saved_model": quality.summarise(per_seed)}
         if os.path.isfile(paths.metrics):
             result["keras"] = files.read_json(paths.metrics).get("quality")
@@ -204,20 +192,9 @@ MODES = {
 }
 
 
-def run(config, run_dir: RunDir, mode: str) -> dict[str, dict]:
-    """Validates the config and runs `mode` (experiment.run's diffusion half)."""
-    settings.validate(config)
-    if mode not in MODES:
-        raise ValueError(
-            f"--model={mode} is not a mode of the diffusion task; valid: "
-            f"{', '.join(MODES)}"
-        )
-    return MODES[mode](config, run_dir)
-
-
-def summary(mode: str, results: dict[str, dict], run_dir: RunDir) -> str:
-    """What the terminal shows when a diffusion mode ends."""
-    lines = [f"--model={mode} done. Run directory: {run_dir.root}"]
+def summary(mode: str, results: dict[str, dict], run_dir: RunDir) -> list[str]:
+    """The lines the terminal shows of a diffusion mode's results."""
+    lines = []
     for name, metrics in results.items():
         quality = metrics.get("quality", {})
         if "fid" in quality:  # a distilled round
@@ -246,6 +223,4 @@ def summary(mode: str, results: dict[str, dict], run_dir: RunDir) -> str:
         lines.append(
             f"  report: {run_dir.file('report.md')}, {run_dir.file('quality.png')}"
         )
-    if mode in ("teacher", "student", "distilling", "all"):
-        lines.append(f"  TensorBoard: tensorboard --logdir {run_dir.tensorboard}")
-    return "\n".join(lines)
+    return lines

@@ -5,9 +5,9 @@ floor. Writes report.json, report.md and quality.png (FID per step count)."""
 from __future__ import annotations
 
 from tf_distill.outputs import files
-from tf_distill.outputs.rundir import TEACHER, RunDir
+from tf_distill.outputs.rundir import TEACHER, RunDir, round_name
 from tf_distill.reports import plots
-from tf_distill.tasks.diffusion.task import STUDENT, round_name
+from tf_distill.tasks.diffusion.trainer import STUDENT
 
 FILES = ("report.json", "report.md", "quality.png")
 MEASURES = ("fid", "kid", "coverage", "confidence", "nn_distance")

@@ -8,8 +8,8 @@ import math
 
 import ml_collections
 
+from tf_distill.checker import Checker, is_int
 from tf_distill.models import architectures
-from tf_distill.tasks.classifier.checks import Checker, is_int
 from tf_distill.tasks.diffusion import progressive
 from tf_distill.training.distribute import STRATEGIES
 
@@ -94,10 +94,18 @@ def _power_of_two(n) -> bool:
 
 def validate(config: ml_collections.ConfigDict) -> None:
     """Raises ValueError naming `config.KEY`, its value and what was expected
-    (validation.Checker, as for the classifier task)."""
+    (checker.Checker, as for the classifier task)."""
     c = Checker(config)
     _network(c, config.diffusion)
     c.check(config.strategy in STRATEGIES, "strategy", f"expected one of {STRATEGIES}")
+    c.check(
+        isinstance(config.deterministic, bool), "deterministic", "expected True/False"
+    )
+    c.check(
+        config.mixed_precision is None,
+        "mixed_precision",
+        "the diffusion task trains in float32 (None)",
+    )
     for key in (
         "batch_size",
         "progressive.epochs",

@@ -17,14 +17,7 @@ import keras
 import tensorflow as tf
 
 from tf_distill.tasks.diffusion import progressive, schedule
-
-
-def _global_batch(x):
-    local = tf.shape(x)[0]
-    context = tf.distribute.get_replica_context()
-    if context is None or context.num_replicas_in_sync == 1:
-        return local
-    return context.all_reduce(tf.distribute.ReduceOp.SUM, local)
+from tf_distill.training import distribute
 
 
 class _Trainer(keras.Model):
@@ -66,7 +59,7 @@ class _Trainer(keras.Model):
         with tf.GradientTape() as tape:
             per_example, x_mse = self._loss(network, z, lam, x_true, training=True)
             loss = tf.nn.compute_average_loss(
-                per_example, global_batch_size=_global_batch(z)
+                per_example, global_batch_size=distribute.global_batch_size(z)
             )
         variables = network.trainable_variables
         gradients = tape.gradient(loss, variables)

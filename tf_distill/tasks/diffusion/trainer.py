@@ -24,8 +24,8 @@ from absl import logging
 from tf_distill.data import batches
 from tf_distill.models import architectures
 from tf_distill.outputs import files
-from tf_distill.outputs.rundir import TEACHER
-from tf_distill.tasks.diffusion import quality, sampler, trainers, unet
+from tf_distill.outputs.rundir import TEACHER, round_name
+from tf_distill.tasks.diffusion import quality, sampler, train_steps, unet
 from tf_distill.tasks.diffusion.settings import Settings
 from tf_distill.training import fitting
 
@@ -35,13 +35,9 @@ CUSTOM_OBJECTS = {"TimeEmbedding": unet.TimeEmbedding}
 GRID_SAMPLES = 64
 
 
-def round_name(steps: int) -> str:
-    """The folder of the round whose student samples in `steps` steps."""
-    return f"distilling_steps{steps}"
-
-
-class DiffusionTask:
-    """Trains and measures the diffusion models of one run directory."""
+class SamplerTrainer:
+    """Trains and measures the samplers of one run directory: the teacher, its
+    halving rounds, and their quality."""
 
     def __init__(self, settings: Settings, splits, strategy, run_dir, state):
         self.settings = settings
@@ -112,7 +108,7 @@ class DiffusionTask:
         s = self.settings
         _, _, steps = self._datasets()
         with self.strategy.scope():
-            trainer = trainers.DiffusionTrainer(
+            trainer = train_steps.DiffusionTrainer(
                 self._network(s.network.dropout, TEACHER),
                 prediction=s.prediction,
                 weighting=s.weighting,
@@ -152,7 +148,7 @@ class DiffusionTask:
             # teacher but with 0 dropout").
             student = self._network(0.0, round_name(steps))
             student.set_weights(teacher.get_weights())  # starts from the teacher
-            distiller = trainers.ProgressiveDistiller(
+            distiller = train_steps.ProgressiveDistiller(
                 student,
                 teacher,
                 student_steps=steps,

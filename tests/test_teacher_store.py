@@ -1,0 +1,121 @@
+"""The teacher's cached logits on disk (tf_distill/teacher/store.py): made once,
+read back by a later run with the same teacher, images and settings, made anew
+for any other, and resumed at the first missing shard after a crash."""
+
+import json
+import os
+
+import keras
+import numpy as np
+import pytest
+
+from tests.conftest import run_mode
+from tf_distill.outputs import files
+from tf_distill.teacher import cache, store
+
+MADE_FROM = {"teacher": "t1", "data": "d1", "settings": "s1"}
+
+
+class Rows:
+    """compute() for cached_rows: row i is (i, 2i); counts the rows asked for,
+    and raises at `fail_at` (a crash in the middle of the pass)."""
+
+    def __init__(self, fail_at=None):
+        self.asked, self.fail_at = [], fail_at
+
+    def __call__(self, start, stop):
+        if start == self.fail_at:
+            raise KeyboardInterrupt
+        self.asked.append((start, stop))
+        i = np.arange(start, stop, dtype=np.float32)
+        return {"logits": np.stack([i, 2 * i], axis=1)}
+
+
+def _rows(folder, compute, made_from=MADE_FROM, count=10):
+    return store.cached_rows(
+        str(folder),
+        made_from=made_from,
+        count=count,
+        compute=compute,
+        what="rows",
+        shard=4,
+    )
+
+
+def test_rows_are_made_once_then_read_back(tmp_path):
+    first = Rows()
+    rows, _ = _rows(tmp_path / "c", first)
+    assert first.asked == [(0, 4), (4, 8), (8, 10)]
+    np.testing.assert_array_equal(rows["logits"][:, 1], 2 * np.arange(10))
+    again = Rows()
+    reread, seconds = _rows(tmp_path / "c", again)
+    assert again.asked == [] and seconds == 0.0
+    np.testing.assert_array_equal(reread["logits"], rows["logits"])
+
+
+@pytest.mark.parametrize("changed", ["teacher", "data", "settings"])
+def test_rows_of_another_teacher_data_or_settings_are_made_anew(
+    tmp_path, changed, monkeypatch
+):
+    _rows(tmp_path / "c", Rows())
+    said = []
+    monkeypatch.setattr(store.logging, "info", lambda text, *a: said.append(text % a))
+    other = Rows()
+    _rows(tmp_path / "c", other, made_from={**MADE_FROM, changed: "other"})
+    assert other.asked == [(0, 4), (4, 8), (8, 10)]
+    assert f"was made from another {changed}: making rows anew" in said[0]
+    manifest = files.read_json(str(tmp_path / "c" / "manifest.json"))
+    assert manifest["made_from"][changed] == "other" and manifest["complete"]
+
+
+def test_a_crashed_pass_resumes_at_its_first_missing_shard(tmp_path):
+    with pytest.raises(KeyboardInterrupt):
+        _rows(tmp_path / "c", Rows(fail_at=8))
+    manifest = json.loads((tmp_path / "c" / "manifest.json").read_text())
+    assert manifest["complete"] is False
+    assert sorted(os.listdir(tmp_path / "c")) == [
+        "manifest.json",
+        "rows_0000000000.npz",
+        "rows_0000000004.npz",
+    ]
+    resumed = Rows()
+    rows, _ = _rows(tmp_path / "c", resumed)
+    assert resumed.asked == [(8, 10)]
+    np.testing.assert_array_equal(rows["logits"][:, 0], np.arange(10))
+
+
+def test_the_fingerprint_follows_the_weights_and_the_images():
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    same = store.fingerprint(model)
+    assert store.fingerprint(model) == same
+    model.layers[0].kernel.assign(model.layers[0].kernel + 1.0)
+    assert store.fingerprint(model) != same
+    x = np.zeros((4, 2), np.uint8)
+    assert store.fingerprint(x) != store.fingerprint(x[:3])
+    assert store.fingerprint(x) != store.fingerprint(x.astype(np.float32))
+
+
+def test_a_second_distilling_run_reads_the_teachers_logits_back(
+    tiny_config, tmp_path, monkeypatch
+):
+    run_dir = run_mode(tiny_config, tmp_path, "teacher")
+    calls = []
+    real = cache.teacher_logits
+    monkeypatch.setattr(
+        cache, "teacher_logits", lambda *a, **k: calls.append(1) or real(*a, **k)
+    )
+    run_mode(tiny_config, tmp_path, "distilling")
+    assert calls  # the first distilled student runs the teacher once
+    calls.clear()
+    tiny_config.distill.temperature = 2.0  # another T: the same logits
+    tiny_config.distill.alpha = 0.5
+    run_mode(tiny_config, tmp_path, "distilling")
+    assert calls == []
+    metrics = files.read_json(run_dir.model("distilling").metrics)
+    assert metrics["temperature"] == 2.0 and metrics["teacher_pass_seconds"] == 0.0
+    # A retrained teacher (another seed, other weights) is not read from the cache.
+    tiny_config.seed = 7
+    run_mode(tiny_config, tmp_path, "teacher")
+    run_mode(tiny_config, tmp_path, "distilling")
+    assert calls

@@ -1,0 +1,118 @@
+"""The run context every mode of every task opens: strategy, seeds, precision,
+data, the run directory's lock and the state a crashed run resumes from."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+
+import keras
+import ml_collections
+import tensorflow as tf
+from absl import logging
+
+from tf_distill.data import sources
+from tf_distill.outputs import files
+from tf_distill.outputs.rundir import RunDir
+from tf_distill.training import distribute, resume
+
+
+def data_spec(config: ml_collections.ConfigDict) -> sources.DataSpec:
+    """The data keys every task shares, as a DataSpec."""
+    return sources.DataSpec(
+        dataset=config.dataset,
+        data_dir=config.data_dir,
+        validation_fraction=config.validation_fraction,
+        split_seed=config.split_seed,
+        image_size=tuple(config.image_size),
+        color_mode=config.color_mode,
+    )
+
+
+class RunContext:
+    """What a mode works in, set up in this order on entry:
+
+    1. the strategy (MultiWorkerMirroredStrategy must exist before TensorFlow's
+       runtime starts), and the global batch checked against it;
+    2. seeds, op determinism and the mixed-precision policy, all restored on exit
+       (tests and notebooks run several modes in one process);
+    3. the data (`load_data(config)`), then the task's checks that need it
+       (`prepare(data, strategy)`, which may also load models): bad data or a
+       model that does not fit fails here, before anything is written;
+    4. the output folders (a worker's own under several workers), the lock (a
+       second run on the folder exits, naming this one's process) and the run
+       state a crashed run resumes from.
+
+    A context that ends well writes config.json and removes the crash backups; one
+    that fails or is interrupted leaves the last finished run's config.json, never
+    one no finished run used.
+    """
+
+    def __init__(
+        self,
+        config: ml_collections.ConfigDict,
+        run_dir: RunDir,
+        mode: str,
+        *,
+        load_data: Callable,
+        prepare: Callable | None = None,
+    ):
+        self.config = config
+        self.run_dir = run_dir
+        self.mode = mode
+        self._load_data = load_data
+        self._prepare = prepare
+        self._stack = contextlib.ExitStack()
+
+    def __enter__(self) -> RunContext:
+        config = self.config
+        with self._stack as stack:
+            self.strategy = distribute.make_strategy(config.strategy)
+            distribute.check_batch_size(config.batch_size, self.strategy)
+            stack.enter_context(_runtime(config))
+            self.data = self._load_data(config)
+            if self._prepare is not None:
+                self._prepare(self.data, self.strategy)
+            logging.info("Config: %s", config.to_json(sort_keys=True))
+            root, tensorboard = stack.enter_context(
+                distribute.output_dirs(
+                    self.strategy, self.run_dir.root, self.run_dir.tensorboard
+                )
+            )
+            self.run_dir = RunDir(root, tensorboard)
+            stack.enter_context(files.locked(root))  # one run per folder at a time
+            self.state = resume.RunState(
+                self.run_dir.backup_root, config=config.to_dict(), mode=self.mode
+            )
+            self._stack = stack.pop_all()
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        try:
+            if exc_type is None:
+                files.write_json(
+                    self.run_dir.file("config.json"), self.config.to_dict()
+                )
+                self.state.close()
+        finally:
+            self._stack.__exit__(exc_type, exc, tb)
+
+
+@contextlib.contextmanager
+def _runtime(config: ml_collections.ConfigDict):
+    """Seeds, op determinism and the mixed-precision policy; the policy and
+    determinism are restored afterwards."""
+    from tensorflow.python.framework import config as tf_config  # no public getter
+
+    policy = keras.mixed_precision.global_policy()
+    deterministic = tf_config.is_op_determinism_enabled()
+    keras.utils.set_random_seed(config.seed)  # Python, NumPy and TensorFlow
+    if config.deterministic:
+        tf.config.experimental.enable_op_determinism()
+    keras.mixed_precision.set_global_policy(config.mixed_precision or "float32")
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(policy)
+        if not deterministic:
+            tf_config.disable_op_determinism()
