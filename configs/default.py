@@ -54,6 +54,10 @@ def base_config() -> ml_collections.ConfigDict:
     # (height, width) and read as "rgb" or "grayscale".
     config.image_size = (64, 64)
     config.color_mode = "rgb"
+    config.data = ml_collections.ConfigDict()
+    # image_folder: every file is decoded once before training; one that cannot
+    # be read stops the run naming it, or, with True, is skipped (and counted).
+    config.data.skip_bad_files = False
     config.split_seed = 0  # the data split never changes with config.seed
     # Few labels, many images (tf_distill/data/unlabelled.py): the teacher and the
     # student

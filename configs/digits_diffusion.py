@@ -30,6 +30,10 @@ def base_config() -> ml_collections.ConfigDict:
     config.validation_fraction = 0.1
     config.image_size = (64, 64)  # image_folder only
     config.color_mode = "grayscale"  # image_folder only
+    config.data = ml_collections.ConfigDict()
+    # image_folder: every file is decoded once before training; one that cannot
+    # be read stops the run naming it, or, with True, is skipped (and counted).
+    config.data.skip_bad_files = False
     config.split_seed = 0
     config.seed = 42
     config.batch_size = 128  # global, across replicas

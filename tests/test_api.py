@@ -156,3 +156,52 @@ def test_a_bad_builder_fails_before_any_work(tiny_config, tmp_path, arch, messag
     ), text
     assert message in str(error.value)
     assert not (tmp_path / "run").exists()
+
+
+def test_the_cached_stream_pairs_every_example_with_its_logits(tmp_path, monkeypatch):
+    """More examples than the shuffle buffer, in several shards, a first batch
+    smaller than the rest: each epoch holds every example once, with the
+    teacher's own logits on it, in a new order."""
+    from tf_distill.teacher import stream
+
+    monkeypatch.setattr(stream, "BATCHES_PER_SHARD", 3)
+    ids = np.arange(300, dtype=np.float32)
+    x = np.zeros((300, 8, 8, 1), np.float32)
+    x[:, 0, 0, 0] = ids  # each image says which example it is
+    y = (np.arange(300) % 10).astype(np.int32)
+    first = tf.data.Dataset.from_tensor_slices((x[:5], y[:5])).batch(5)
+    rest = tf.data.Dataset.from_tensor_slices((x[5:], y[5:])).batch(32)
+    teacher = _mlp(16, seed=0)
+    saved = stream.save_with_logits(
+        teacher, first.concatenate(rest), str(tmp_path / "c"), name="train_data"
+    )
+    assert (saved.examples, saved.batch_size, saved.steps()) == (300, 32, 10)
+    assert len(os.listdir(tmp_path / "c")) == 4  # 11 batches, 3 a shard
+    ds = stream.read(saved, shuffle_buffer=50, seed=3)
+    orders = []
+    for _ in range(2):
+        seen = []
+        for images, labels, logits in ds:
+            np.testing.assert_allclose(
+                logits.numpy(), teacher(images).numpy(), rtol=1e-5, atol=1e-5
+            )
+            example = images.numpy()[:, 0, 0, 0].astype(int)
+            np.testing.assert_array_equal(labels.numpy(), y[example])
+            seen.extend(example)
+        assert sorted(seen) == list(range(300))
+        orders.append(seen)
+    assert orders[0] != orders[1]
+    assert orders[0] != list(range(300))
+
+
+@pytest.mark.parametrize("cached", [True, False])
+def test_distill_refuses_an_infinite_dataset_in_one_line(cached):
+    teacher, student = _mlp(8, seed=0), _mlp(8, seed=1)
+    with pytest.raises(ValueError, match=r"train_data is infinite \(a .repeat\(\)"):
+        tf_distill.distill(
+            teacher=teacher,
+            student=student,
+            train_data=_digits().repeat(),
+            epochs=1,
+            cache_teacher_logits=cached,
+        )

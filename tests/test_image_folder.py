@@ -1,6 +1,7 @@
 """Image folders, Keras Applications models and augmentation, on generated images."""
 
 import json
+import os
 import shutil
 
 import keras
@@ -10,9 +11,10 @@ import tensorflow as tf
 
 from tests.conftest import REPO
 from tests.test_main import run_main
-from tf_distill.data import augment, batches
+from tf_distill.data import augment, batches, image_files
 from tf_distill.distillation.distiller import Distiller
 from tf_distill.models import architectures
+from tf_distill.tasks.classifier import checks
 from tf_distill.tasks.classifier import settings as config_lib
 
 CLASSES = ("daisy", "rose", "tulip")
@@ -54,13 +56,75 @@ def image_config(image_dir, **overrides):
 def test_an_image_folder_loads_with_honest_splits(image_dir):
     splits = config_lib.load_data(image_config(image_dir, validation_fraction=0.25))
     assert splits.class_names == CLASSES
-    assert splits.sizes() == {"train": 27, "validation": 9, "test": 12}  # val/ tests
+    # val/ is the test split; validation is hashed off train/ (7 of 36 here, the
+    # same on every machine: the hash of "daisy/0.png" ... decides).
+    assert splits.sizes() == {"train": 29, "validation": 7, "test": 12}
+    everything = set(splits.x_train.paths) | set(splits.x_val.paths)
+    assert len(everything) == 36
     assert splits.x_train.dtype == np.uint8 and splits.input_shape == (32, 32, 3)
     assert splits.input_scale == 255.0
     assert sorted(np.bincount(splits.y_test)) == [4, 4, 4]
-    # The class colour survives loading and resizing: red images are mostly red.
-    red = splits.x_test[splits.y_test == 0].astype(float).mean(axis=(0, 1, 2))
+    # The class colour survives decoding and resizing: red images are mostly red.
+    red = image_files.as_array(splits.x_test[splits.y_test == 0])
+    red = red.astype(float).mean(axis=(0, 1, 2))
     assert red[0] > red[1] + 100 and red[0] > red[2] + 100
+
+
+def test_the_validation_split_hangs_on_the_paths_not_the_listing(image_dir):
+    """The same files go to validation whatever order the folder lists them in,
+    wherever it lives, and when more images join."""
+    config = image_config(image_dir, validation_fraction=0.25)
+    first = config_lib.load_data(config)
+    val = {os.path.relpath(p, image_dir) for p in first.x_val.paths}
+    moved = image_dir.parent / "elsewhere"
+    shutil.copytree(image_dir, moved)
+    for extra in range(12, 40):  # more roses, written in reverse order
+        image = tf.io.encode_png(np.full((20, 24, 3), 200, np.uint8)).numpy()
+        (moved / "train" / "rose" / f"{51 - extra}.png").write_bytes(image)
+    again = config_lib.load_data(image_config(moved, validation_fraction=0.25))
+    val_again = {os.path.relpath(p, moved) for p in again.x_val.paths}
+    assert val <= val_again  # the first 36 files' split did not move
+    assert len(again.x_train) + len(again.x_val) == 64
+
+
+def test_a_file_that_cannot_be_read_is_named_before_any_training(image_dir):
+    (image_dir / "train" / "rose" / "broken.png").write_bytes(b"not a png at all")
+    (image_dir / "val" / "tulip" / "cut.png").write_bytes(
+        tf.io.encode_png(np.zeros((8, 8, 3), np.uint8)).numpy()[:20]
+    )
+    with pytest.raises(
+        ValueError,
+        match=r"^2 image file\(s\) cannot be read: .*"
+        r"broken\.png, .*cut\.png \(.*skip_bad_files=True",
+    ):
+        config_lib.load_data(image_config(image_dir))
+    splits = config_lib.load_data(
+        image_config(image_dir, **{"data.skip_bad_files": True})
+    )
+    assert len(splits.x_train) + len(splits.x_val) == 36
+    assert len(splits.x_test) == 12  # cut.png (in val/, the test split here) skipped
+    assert not any("broken" in p or "cut" in p for p in splits.x_test.paths)
+
+
+def test_streamed_batches_hold_the_decoded_images(image_dir):
+    splits = config_lib.load_data(image_config(image_dir))
+    whole = image_files.as_array(splits.x_train)
+    ds = batches.pipeline(splits.x_train, splits.y_train, batch_size=5)
+    got = np.concatenate([x.numpy() for x, _ in ds])
+    np.testing.assert_array_equal(got, whole.astype(np.float32))
+    shuffled = batches.pipeline(
+        splits.x_train, splits.y_train, batch_size=5, shuffle_seed=1, epochs=range(1)
+    )
+    pairs = {
+        (x.tobytes(), int(y))
+        for xb, yb in shuffled
+        for x, y in zip(xb.numpy(), yb.numpy(), strict=True)
+    }
+    want = {
+        (x.astype(np.float32).tobytes(), int(y))
+        for x, y in zip(whole, splits.y_train, strict=True)
+    }
+    assert pairs == want
 
 
 def test_a_test_folder_makes_val_the_validation_split(image_dir):
@@ -102,6 +166,7 @@ def test_an_image_folder_trains_end_to_end_with_every_model(image_dir, tmp_path)
         "--workdir=run",
         f"--config.data_dir={image_dir}",
         "--config.image_size=(32,32)",
+        "--config.batch_size=16",  # the hashed split leaves 31 training images
         "--config.teacher.epochs=2",
         "--config.student.epochs=2",
         "--config.early_stopping.patience=0",
@@ -218,7 +283,8 @@ def test_teacher_and_student_see_the_same_augmented_batch(image_dir):
     assert not np.array_equal(student.seen[0], raw_x)
     # Evaluation pipelines and models carry no augmentation.
     eval_x = next(iter(batches.pipeline(splits.x_val, splits.y_val, batch_size=8)))[0]
-    np.testing.assert_array_equal(eval_x.numpy(), splits.x_val[:8].astype(np.float32))
+    first = image_files.as_array(splits.x_val[:8]).astype(np.float32)
+    np.testing.assert_array_equal(eval_x.numpy(), first)
     assert "augment" not in [layer.name for layer in student.inner.layers]
 
 
@@ -263,3 +329,48 @@ def test_mixup_needs_the_soft_targets_alone(tiny_config):
     tiny_config.augment.mixup = 0.2
     with pytest.raises(ValueError, match="mixed images have no single label"):
         checks.validate(tiny_config)
+
+
+def test_an_image_folder_streams_through_the_teachers_cache(image_dir, tmp_path):
+    """Without augmentation the teacher's logits on the streamed files are cached
+    on disk, and a second distilling run reads them back."""
+    from tests.conftest import run_mode
+    from tf_distill.outputs import files
+
+    config = image_config(
+        image_dir,
+        batch_size=16,
+        **{
+            "teacher.arch": "cnn",
+            "teacher.layers": (8,),
+            "teacher.epochs": 1,
+            "student.layers": (4,),
+            "student.epochs": 1,
+            "augment.translate": 0,
+            "augment.flip": "none",
+            "augment.color_jitter": 0.0,
+            "export.tflite": False,
+        },
+    )
+    run_dir = run_mode(config, tmp_path)
+    manifest = files.read_json(run_dir.teacher_cache("train") + "/manifest.json")
+    assert manifest["complete"] and manifest["count"] == 31
+    metrics = files.read_json(run_dir.model("distilling").metrics)
+    assert metrics["teacher"] == "cached" and metrics["teacher_pass_seconds"] > 0
+    config.distill.temperature = 2.0
+    run_mode(config, tmp_path, "distilling")
+    metrics = files.read_json(run_dir.model("distilling").metrics)
+    assert metrics["teacher_pass_seconds"] == 0.0  # read back, not recomputed
+    # A client's evaluation decodes the streamed test files a batch at a time.
+    run_mode(config, tmp_path, "evaluate")
+    evaluation = files.read_json(run_dir.model("distilling").evaluation)
+    assert evaluation["saved_model"]["test_accuracy"] == pytest.approx(
+        metrics["test_accuracy"], abs=1e-6
+    )
+
+
+def test_cached_views_need_images_in_memory(image_dir):
+    config = image_config(image_dir, **{"distill.cached_views": 4})
+    config.augment.color_jitter = 0.0
+    with pytest.raises(ValueError, match="an image folder streams its files"):
+        checks.validate(config)

@@ -8,24 +8,24 @@
 
 Any `keras.Model` that maps a batch of inputs to logits works, on your own tf.data
 pipeline of `(x, y)` batches (integer labels). The command line's classifier path
-uses the same pieces: `Distiller`, `methods`, `fitting.cosine_adam` and
-`batches.pipeline`'s cached-logit batches.
+uses the same `Distiller`, `methods` and `fitting.cosine_adam`; the teacher's
+logits are cached by one pass over your pipeline, written to disk with its
+examples and streamed back each epoch (teacher/stream.py).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-import math
-import time
+import os
+import tempfile
 
 import keras
-import numpy as np
 import tensorflow as tf
 
-from tf_distill.data import batches
 from tf_distill.distillation import methods
 from tf_distill.distillation.distiller import Distiller
-from tf_distill.teacher import cache
+from tf_distill.teacher import stream
 from tf_distill.training import fitting
 
 
@@ -50,6 +50,8 @@ def distill(
     optimizer: keras.optimizers.Optimizer | None = None,
     cache_teacher_logits: bool = True,
     validation_teacher: bool = False,
+    cache_dir: str | None = None,
+    shuffle_buffer: int = 10_000,
     seed: int = 0,
     callbacks: list[keras.callbacks.Callback] | None = None,
     verbose: int | str = "auto",
@@ -65,41 +67,89 @@ def distill(
         temperature, alpha: Hinton et al.'s T and the weight of the hard (label)
             loss; or pass another `method` (a `tf_distill.Method`) instead.
         optimizer: default Adam at 3e-3 with cosine decay to a tenth over training.
-        cache_teacher_logits: run the teacher once over `train_data` (and
-            `validation_data`), keep its logits with each example in memory, and
-            train on reshuffled batches of them every epoch (`seed`): one teacher
-            pass instead of one per step. Only right when `train_data` is the same
-            each pass: with random augmentation in your pipeline, pass False and
-            the teacher runs in every step on the student's batch.
+        cache_teacher_logits: read `train_data` once, run the teacher on each
+            batch and write (x, y, logits) to disk (teacher/stream.py); every
+            epoch then streams them back, reshuffled within `shuffle_buffer`
+            examples (`seed`): one teacher pass instead of one per step, and
+            memory set by the batch and the buffer, not by the data. The student
+            trains on the examples as that one pass yielded them, so with random
+            augmentation in your pipeline pass False: the teacher then runs in
+            every step on the student's batch.
         validation_teacher: also run the teacher over `validation_data` (cached
             with the training logits, or per step), so the history holds
             `val_soft_loss` and `val_agreement`; False validates on the labels
             alone (`val_loss` is then the student's cross-entropy) and spares
             that pass.
+        cache_dir: where the cached examples go, in its `train/` and
+            `validation/` sub-folders, which each call replaces (the pipeline's own
+            size on disk, plus 4 bytes per class per example); None: a temporary
+            folder, removed when `distill` returns.
+        shuffle_buffer: examples shuffled together each epoch on the cached
+            path (the shards are also read in a new order each epoch).
         callbacks, verbose: passed to `keras.Model.fit`.
 
     Returns:
         A `DistillResult`; `result.student` is `student`, trained.
 
     Raises:
-        ValueError: models that do not match, or a batch that is not `(x, y)`.
+        ValueError: models that do not match, or data that is infinite, empty or
+            not `(x, y)` batches.
     """
     _check_pair(teacher, student)
     if method is None:
         method = methods.KD(temperature=temperature, alpha=alpha)
-    train_ds, steps_per_epoch, val, teacher_seconds = _batches(
-        teacher,
-        train_data,
-        validation_data,
-        cache=cache_teacher_logits,
-        validation_teacher=validation_teacher,
-        epochs=epochs,
-        seed=seed,
+    with contextlib.ExitStack() as stack:
+        if cache_dir is None and cache_teacher_logits:
+            cache_dir = stack.enter_context(tempfile.TemporaryDirectory())
+        train_ds, steps_per_epoch, val, teacher_seconds = _batches(
+            teacher,
+            train_data,
+            validation_data,
+            cache_dir=cache_dir if cache_teacher_logits else None,
+            validation_teacher=validation_teacher,
+            shuffle_buffer=shuffle_buffer,
+            seed=seed,
+        )
+        history = _fit(
+            student,
+            teacher=None if cache_teacher_logits else teacher,
+            method=method,
+            optimizer=optimizer,
+            train_ds=train_ds,
+            steps_per_epoch=steps_per_epoch,
+            val=val,
+            epochs=epochs,
+            validation_teacher=validation_teacher,
+            callbacks=callbacks,
+            verbose=verbose,
+        )
+    return DistillResult(
+        student=student,
+        history={k: [float(v) for v in vs] for k, vs in history.history.items()},
+        teacher_pass_seconds=teacher_seconds,
+        cached=cache_teacher_logits,
     )
+
+
+def _fit(
+    student,
+    *,
+    teacher,
+    method,
+    optimizer,
+    train_ds,
+    steps_per_epoch,
+    val,
+    epochs,
+    validation_teacher,
+    callbacks,
+    verbose,
+):
+    """The Distiller over the batches `_batches` gave; its Keras history."""
     with tf.distribute.get_strategy().scope():
         distiller = Distiller(
             student=student,
-            teacher=None if cache_teacher_logits else teacher,
+            teacher=teacher,
             method=method,
             validation_teacher=validation_teacher,
         )
@@ -109,63 +159,50 @@ def distill(
                 learning_rate=3e-3, total_steps=epochs * steps_per_epoch
             )
         )
-    history = distiller.fit(
+    # The cached stream ends with each epoch; the user's pipeline is repeated
+    # and counted in steps.
+    return distiller.fit(
         train_ds,
         validation_data=val,
         epochs=epochs,
-        steps_per_epoch=steps_per_epoch,
+        steps_per_epoch=None if teacher is None else steps_per_epoch,
         callbacks=callbacks,
         verbose=verbose,
-    )
-    return DistillResult(
-        student=student,
-        history={k: [float(v) for v in vs] for k, vs in history.history.items()},
-        teacher_pass_seconds=teacher_seconds,
-        cached=cache_teacher_logits,
     )
 
 
 def _batches(
-    teacher, train_data, validation_data, *, cache, validation_teacher, epochs, seed
+    teacher,
+    train_data,
+    validation_data,
+    *,
+    cache_dir,
+    validation_teacher,
+    shuffle_buffer,
+    seed,
 ):
     """(training batches, steps per epoch, validation batches, seconds of the
-    teacher's pass): with `cache`, batches carrying the teacher's logits from one
-    pass; else the user's pipelines as they are (the teacher runs in each step)."""
-    if not cache:
+    teacher's pass): with a `cache_dir`, the examples and the teacher's logits
+    streamed from one pass written there; else the user's pipelines as they are
+    (the teacher runs in each step)."""
+    if cache_dir is None:
+        stream.check_finite(train_data, "train_data")
         # Repeated: fit's steps_per_epoch counts the epochs.
         return train_data.repeat(), _count_batches(train_data), validation_data, 0.0
-    start = time.perf_counter()
-    train_ds, steps, val = _cached_batches(
-        teacher,
-        train_data,
-        validation_data if validation_teacher else None,
-        epochs=epochs,
-        seed=seed,
+    train = stream.save_with_logits(
+        teacher, train_data, os.path.join(cache_dir, "train"), name="train_data"
     )
-    if not validation_teacher:
-        val = validation_data  # the labels alone: as the user gave it
-    return train_ds, steps, val, time.perf_counter() - start
-
-
-def _cached_batches(teacher, train_data, validation_data, *, epochs, seed):
-    """(training batches with the teacher's logits for every epoch, steps per epoch,
-    validation batches with logits or None), from one teacher pass over each."""
-    (x, y, logits), batch_size = _with_logits(teacher, train_data, "train_data")
-    train_ds = batches.pipeline(
-        x,
-        y,
-        extra=logits,
-        batch_size=batch_size,
-        shuffle_seed=seed,
-        epochs=range(epochs),
-    )
-    val = None
-    if validation_data is not None:
-        (x_val, y_val, val_logits), val_batch = _with_logits(
-            teacher, validation_data, "validation_data"
+    train_ds = stream.read(train, shuffle_buffer=shuffle_buffer, seed=seed)
+    seconds, val = train.seconds, validation_data
+    if validation_teacher and validation_data is not None:
+        saved = stream.save_with_logits(
+            teacher,
+            validation_data,
+            os.path.join(cache_dir, "validation"),
+            name="validation_data",
         )
-        val = batches.pipeline(x_val, y_val, extra=val_logits, batch_size=val_batch)
-    return train_ds, math.ceil(len(y) / batch_size), val
+        val, seconds = stream.read(saved), seconds + saved.seconds
+    return train_ds, train.steps(), val, seconds
 
 
 def _check_pair(teacher, student):
@@ -180,26 +217,6 @@ def _check_pair(teacher, student):
             f"The teacher has {t_out[-1]} outputs and the student {s_out[-1]}: "
             "both must give logits over the same classes"
         )
-
-
-def _with_logits(teacher, dataset, name):
-    """((x, y, teacher logits) as arrays, batch size): the examples of one pass
-    over `dataset`, then the teacher's logits on them (teacher.cache.compute)."""
-    xs, ys, batch_size = [], [], None
-    for element in dataset:
-        if not isinstance(element, tuple) or len(element) != 2:
-            raise ValueError(
-                f"{name} must yield (x, y) batches; it yields {dataset.element_spec}"
-            )
-        x, y = element
-        batch_size = batch_size or int(tf.shape(y)[0])
-        xs.append(x.numpy())
-        ys.append(y.numpy())
-    if batch_size is None:
-        raise ValueError(f"{name} is empty")
-    x = np.concatenate(xs)
-    logits, _ = cache.compute(teacher, x, batch_size=batch_size, dtype="float32")
-    return (x, np.concatenate(ys), logits), batch_size
 
 
 def _count_batches(dataset) -> int:

@@ -7,6 +7,8 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from tf_distill.data.image_files import ImageFiles
+
 
 def pipeline(
     x: np.ndarray,
@@ -21,7 +23,9 @@ def pipeline(
     """Batches (x, y) — or (x, y, extra), or x alone — into a tf.data pipeline.
 
     Args:
-        x: raw uint8 images; cast to float32 per batch (the model rescales them).
+        x: raw uint8 images, or image_files.ImageFiles (decoded and resized per
+            batch, in parallel); cast to float32 per batch (the model rescales
+            them).
         y: int labels; None for inputs alone (an inference pass).
         batch_size: the global batch size.
         extra: optional per-example array (e.g. cached teacher logits) that travels
@@ -38,6 +42,9 @@ def pipeline(
             training=True (tf_distill/data/augment.py); None for evaluation pipelines.
     """
     packed = y is not None and hasattr(extra, "columns")
+    files = x if isinstance(x, ImageFiles) else None
+    if files is not None:
+        x = files.paths
     if y is None:
         tensors = (x,)
     elif extra is None:
@@ -55,6 +62,8 @@ def pipeline(
 
     # Cast after batching: one vectorised op per batch instead of one per example.
     def to_float(x, *rest):
+        if files is not None:
+            x = files.decode_batch(x)
         if packed:
             y, *columns = rest
             rest = (y, extra.expand_batch(*columns))
@@ -65,7 +74,8 @@ def pipeline(
         # Sequential (no parallel calls): the random draws then come in the same
         # order in every run with the same seed.
         ds = ds.map(lambda x, *rest: (augment(x, training=True), *rest))
-    return finish(ds)
+    # Decoded files are large batches: two in flight, not a buffer that grows.
+    return finish(ds, buffer=2 if files is not None else tf.data.AUTOTUNE)
 
 
 def _shuffled(tensors, batch_size, shuffle_seed, epochs) -> tf.data.Dataset:
@@ -99,15 +109,16 @@ def over_epochs(epochs: range, one_epoch) -> tf.data.Dataset:
     return tf.data.Dataset.range(epochs.start, epochs.stop).flat_map(one_epoch)
 
 
-def finish(ds: tf.data.Dataset) -> tf.data.Dataset:
-    """Prefetched, with tf.data's autotuner off.
+def finish(ds: tf.data.Dataset, buffer: int = tf.data.AUTOTUNE) -> tf.data.Dataset:
+    """Prefetched (`buffer` batches), with tf.data's autotuner off.
 
     On a 2-core machine the autotuner's background work can leave a core idle for
     whole passes, at random (benchmarks/README.md, "What closed the gap"). With it
     off, AUTOTUNE means as many parallel calls as cores and a prefetch buffer that
     grows by itself, which is all these light pipelines (gather, cast, a small
-    augmentation) need.
+    augmentation) need. That buffer grows while the model waits for input, so a
+    pipeline of decoded image files bounds it.
     """
     options = tf.data.Options()
     options.autotune.enabled = False
-    return ds.prefetch(tf.data.AUTOTUNE).with_options(options)
+    return ds.prefetch(buffer).with_options(options)

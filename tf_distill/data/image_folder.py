@@ -6,20 +6,28 @@
 
 With a `test/` folder, `val/` is the validation split and `test/` the test split.
 Without one, `val/` becomes the test split, read once for the final evaluation, and
-the validation split that early stopping watches is carved from `train/` with
-`config.split_seed`, as for every other source. Class names are the sub-folder
-names of `train/`, sorted; `val/` and `test/` must have the same ones. Images are
-read with Keras' `image_dataset_from_directory`, resized to `config.image_size`
-and held in memory as uint8.
+the validation split that early stopping watches is carved from `train/` by a
+hash of each file's path (image_files.hashed_split: the same split on every
+machine, whatever order the files are listed in). Class names are the sub-folder
+names of `train/`, sorted; `val/` and `test/` must have the same ones.
+
+The images stream: each split is an `ImageFiles` of paths, decoded and resized to
+`config.image_size` by the pipeline that reads them, so memory does not grow with
+the number of images. Every file is decoded once when the folder is loaded, so a
+file that cannot be read is named (with how many there are) before any training,
+or skipped with `skip_bad_files`.
 """
 
 from __future__ import annotations
 
 import os
+import time
 
-import keras
 import numpy as np
 import tensorflow as tf
+from absl import logging
+
+from tf_distill.data.image_files import ImageFiles, unreadable
 
 IMAGE_EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
 COLOR_MODES = {"rgb": 3, "grayscale": 1}
@@ -53,98 +61,113 @@ def class_names(folder: str) -> tuple[str, ...]:
     return names
 
 
-def read_split(
-    folder: str, names: tuple[str, ...], *, image_size, color_mode: str
-) -> tuple[np.ndarray, np.ndarray]:
-    """All images of one split folder: (n, height, width, channels) uint8, labels."""
+def list_split(folder: str, names: tuple[str, ...]) -> tuple[list[str], np.ndarray]:
+    """The image files of one split folder, sorted, and their labels.
+
+    Raises:
+        ValueError: the folder's classes differ from the training folder's.
+    """
     found = class_names(folder)
     if found != names:
         raise ValueError(
             f"{folder} has classes {list(found)}, but the training folder has "
             f"{list(names)}"
         )
-    ds = keras.utils.image_dataset_from_directory(
-        folder,
-        labels="inferred",
-        label_mode="int",
-        class_names=list(names),
-        color_mode=color_mode,
-        image_size=tuple(image_size),
-        batch_size=None,
-        shuffle=False,
-        verbose=False,
-    )
-    images, labels = [], []
-    try:
-        for image, label in ds.as_numpy_iterator():
-            images.append(_as_uint8(image))
+    paths, labels = [], []
+    for label, name in enumerate(names):
+        for path in _image_paths(os.path.join(folder, name)):
+            paths.append(path)
             labels.append(label)
-    except tf.errors.InvalidArgumentError:
-        raise ValueError(_unreadable(ds.file_paths)) from None
-    return np.stack(images), np.asarray(labels, dtype=np.int32)
+    return paths, np.asarray(labels, dtype=np.int32)
 
 
-def read_unlabeled(folder: str, *, image_size, color_mode: str) -> np.ndarray:
-    """Every image under `folder`, at any depth, without labels: (n, height,
-    width, channels) uint8, in file-name order.
+def _image_paths(folder: str) -> list[str]:
+    """Every image file under `folder`, at any depth, sorted."""
+    return sorted(
+        os.path.join(root, f)
+        for root, _, files in os.walk(folder)
+        for f in files
+        if f.lower().endswith(IMAGE_EXTENSIONS)
+    )
+
+
+def unlabeled_files(folder: str, image_shape) -> ImageFiles:
+    """Every image under `folder`, at any depth, without labels, streamed.
 
     Raises:
         ValueError: no image, or one that cannot be decoded (named).
     """
-    found = any(
-        f.lower().endswith(IMAGE_EXTENSIONS)
-        for _, _, files in os.walk(folder)
-        for f in files
-    )
-    if not found:
+    paths = _image_paths(folder)
+    if not paths:
         raise ValueError(f"{folder} holds no images ({', '.join(IMAGE_EXTENSIONS)})")
-    ds = keras.utils.image_dataset_from_directory(
-        folder,
-        labels=None,
-        color_mode=color_mode,
-        image_size=tuple(image_size),
-        batch_size=None,
-        shuffle=False,
-        verbose=False,
-    )
-    try:
-        return np.stack([_as_uint8(image) for image in ds.as_numpy_iterator()])
-    except tf.errors.InvalidArgumentError:
-        raise ValueError(_unreadable(ds.file_paths)) from None
+    files = ImageFiles(np.asarray(paths), tuple(image_shape))
+    _check_readable({"unlabelled": (files, None)}, skip=False)
+    return files
 
 
-def _as_uint8(image) -> np.ndarray:
-    """A resized float image back to the uint8 pixels every split holds."""
-    return np.clip(np.rint(image), 0, 255).astype(np.uint8)
+def load(data_dir: str, *, image_size, color_mode: str, skip_bad_files: bool = False):
+    """The splits of an image folder: (train, validation or None, test, names),
+    each split (ImageFiles, labels).
 
-
-def _unreadable(paths) -> str:
-    """Names the first file TensorFlow cannot decode (its error names none)."""
-    for path in paths:
-        try:
-            tf.io.decode_image(tf.io.read_file(path), expand_animations=False)
-        except tf.errors.InvalidArgumentError as e:
-            reason = e.message.splitlines()[0] if e.message else "cannot be decoded"
-            return f"{path} is not a readable image: {reason}"
-    return f"an image under {os.path.dirname(paths[0])} cannot be decoded"
-
-
-def load(data_dir: str, *, image_size, color_mode: str):
-    """The splits of an image folder: (train, validation or None, test, names).
-
-    Returns:
-        ((x_train, y_train), (x_val, y_val) or None without a test/ folder,
-        (x_test, y_test), class names).
+    Raises:
+        ValueError: a bad layout, or files that cannot be read (named, with their
+            count) unless `skip_bad_files`.
     """
     if color_mode not in COLOR_MODES:
         raise ValueError(
             f"config.color_mode={color_mode!r}; valid: {', '.join(COLOR_MODES)}"
         )
+    shape = (*tuple(image_size), COLOR_MODES[color_mode])
     names = class_names(os.path.join(data_dir, "train"))
-    read = {"image_size": image_size, "color_mode": color_mode}
-    train = read_split(os.path.join(data_dir, "train"), names, **read)
-    held_out = read_split(os.path.join(data_dir, "val"), names, **read)
-    test_dir = os.path.join(data_dir, "test")
-    if os.path.isdir(test_dir):
-        return train, held_out, read_split(test_dir, names, **read), names
-    return train, None, held_out, names
+    splits = {}
+    for split in ("train", "val", "test"):
+        folder = os.path.join(data_dir, split)
+        if split != "test" or os.path.isdir(folder):
+            paths, labels = list_split(folder, names)
+            splits[split] = (ImageFiles(np.asarray(paths), shape), labels)
+    splits = _check_readable(splits, skip=skip_bad_files)
+    if "test" in splits:
+        return splits["train"], splits["val"], splits["test"], names
+    return splits["train"], None, splits["val"], names
+
+
+def _check_readable(splits: dict, *, skip: bool) -> dict:
+    """Decodes every file once; the splits without the unreadable ones if `skip`.
+
+    Raises:
+        ValueError: naming the first unreadable files and their count.
+    """
+    start = time.perf_counter()
+    bad = {name: set(unreadable(files)) for name, (files, _) in splits.items()}
+    count = sum(len(b) for b in bad.values())
+    total = sum(len(files) for files, _ in splits.values())
+    logging.info("Checked %d image files in %.1f s", total, time.perf_counter() - start)
+    if not count:
+        return splits
+    every = sorted(p for b in bad.values() for p in b)
+    if not skip:
+        shown = ", ".join(every[:3]) + (" ..." if count > 3 else "")
+        raise ValueError(
+            f"{count} image file(s) cannot be read: {shown} ({_reason(every[0])}); "
+            "remove them, or set config.data.skip_bad_files=True to train without them"
+        )
+    logging.warning(
+        "Skipping %d image file(s) that cannot be read: %s%s",
+        count,
+        ", ".join(every[:10]),
+        " ..." if count > 10 else "",
+    )
+    kept = {}
+    for name, (files, labels) in splits.items():
+        keep = np.array([str(p) not in bad[name] for p in files.paths])
+        kept[name] = (files[keep], None if labels is None else labels[keep])
+    return kept
+
+
+def _reason(path: str) -> str:
+    """Why TensorFlow cannot decode `path`, in its first line."""
+    try:
+        tf.io.decode_image(tf.io.read_file(path), expand_animations=False)
+    except (tf.errors.InvalidArgumentError, tf.errors.NotFoundError) as e:
+        return e.message.splitlines()[0] if e.message else "cannot be decoded"
+    return "cannot be decoded"

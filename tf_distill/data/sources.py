@@ -1,10 +1,13 @@
 """Data sources: the splits a run trains, validates and tests on (data/batches.py makes
 the tf.data pipelines).
 
-Every source returns the same `Splits`: uint8 arrays of shape (n, height, width,
-channels) with integer labels, split into train / validation / test. The validation
-split is carved from the training data with a fixed seed (`config.split_seed`) and is
-what early stopping watches; the test split is read only for the final evaluation.
+Every source returns the same `Splits`: uint8 images of shape (n, height, width,
+channels) with integer labels, split into train / validation / test. The small
+sources (digits, IDX, tfds) hold arrays in memory; an image folder streams its
+files (image_files.ImageFiles), whatever its size. The validation split is carved
+from the training data with a fixed seed (`config.split_seed`; an image folder's by
+a hash of each file's path) and is what early stopping watches; the test split is
+read only for the final evaluation.
 
 Pixels stay raw (uint8) all the way into the model, whose first layer rescales them:
 the exported SavedModel then takes exactly what a client has, with no preprocessing
@@ -19,7 +22,7 @@ import os
 
 import numpy as np
 
-from tf_distill.data import idx, image_folder
+from tf_distill.data import idx, image_files, image_folder
 
 CLASS_NAMES = {
     "mnist": tuple("0123456789"),
@@ -44,7 +47,8 @@ LOCAL_DATASETS = ("digits", "idx", "image_folder")
 
 @dataclasses.dataclass(frozen=True)
 class Splits:
-    """A data set split three ways, as raw uint8 images and int labels."""
+    """A data set split three ways, as raw uint8 images and int labels; the
+    images are arrays, or ImageFiles for an image folder."""
 
     x_train: np.ndarray  # (n, height, width, channels) uint8
     y_train: np.ndarray  # (n,) int32
@@ -84,6 +88,7 @@ class DataSpec:
     split_seed: int = 0
     image_size: tuple[int, int] = (64, 64)  # image_folder only
     color_mode: str = "rgb"  # image_folder only
+    skip_bad_files: bool = False  # image_folder only: skip unreadable files
 
 
 def load(spec: DataSpec) -> Splits:
@@ -186,15 +191,17 @@ def _load_image_folder(spec):
             "holding train/ and val/ (and optionally test/) class sub-folders"
         )
     train, val, test, names = image_folder.load(
-        spec.data_dir, image_size=spec.image_size, color_mode=spec.color_mode
+        spec.data_dir,
+        image_size=spec.image_size,
+        color_mode=spec.color_mode,
+        skip_bad_files=spec.skip_bad_files,
     )
     source = f"image_folder:{os.path.abspath(spec.data_dir)}"
     check_labels(train[1], test[1], len(names), source=source)
     if val is None:  # no test/ folder: val/ is held out for the final test
-        val_and_train = _carve_validation(
-            *train, spec.validation_fraction, spec.split_seed
+        train, val = _hashed_validation(
+            *train, spec.validation_fraction, os.path.join(spec.data_dir, "train")
         )
-        train, val = val_and_train[:2], val_and_train[2:]
     return Splits(
         *train,
         *val,
@@ -217,6 +224,21 @@ def _carve_validation(x, y, fraction, seed):
     order = np.random.default_rng(seed).permutation(len(y))
     val, train = order[:n_val], order[n_val:]
     return x[train], y[train], x[val], y[val]
+
+
+def _hashed_validation(files, labels, fraction, folder):
+    """Splits off about `fraction` of an image folder's training files as
+    validation, by a hash of each file's path under `folder`
+    (image_files.hashed_split)."""
+    relative = [os.path.relpath(str(p), folder) for p in files.paths]
+    val = image_files.hashed_split(relative, fraction)
+    if not 0 < val.sum() < len(val):
+        raise ValueError(
+            f"config.validation_fraction={fraction} leaves {int(val.sum())} "
+            f"validation examples out of {len(val)}; choose a fraction that keeps "
+            "both sides"
+        )
+    return (files[~val], labels[~val]), (files[val], labels[val])
 
 
 def _load_digits(split_seed):

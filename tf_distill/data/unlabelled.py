@@ -27,6 +27,7 @@ import os
 import numpy as np
 
 from tf_distill.data import idx, image_folder
+from tf_distill.data.image_files import ImageFiles
 
 UNLABELED = -1
 TRAIN = "train"  # config.distill.transfer_data: the withheld training images
@@ -54,9 +55,12 @@ def keep_labels(splits, fraction: float, seed: int):
     )
 
 
-def read_images(path: str, *, input_shape, input_scale: float) -> np.ndarray:
+def read_images(
+    path: str, *, input_shape, input_scale: float, stream: bool = False
+) -> np.ndarray | ImageFiles:
     """The images of `config.distill.transfer_data` (a folder or an IDX images
-    file) as uint8 (n, height, width, channels) that fit the model's input.
+    file) as uint8 (n, height, width, channels) that fit the model's input; a
+    folder as ImageFiles with `stream` (the data set's own images stream too).
 
     Raises:
         FileNotFoundError: `path` does not exist.
@@ -75,9 +79,9 @@ def read_images(path: str, *, input_shape, input_scale: float) -> np.ndarray:
         mode = {1: "grayscale", 3: "rgb"}.get(channels)
         if mode is None:
             raise ValueError(f"{key}: the models take {channels} channels")
-        images = image_folder.read_unlabeled(
-            path, image_size=(height, width), color_mode=mode
-        )
+        images = image_folder.unlabeled_files(path, (height, width, channels))
+        if not stream:  # beside a small data set held in memory
+            images = images.load()
     else:
         images = idx.read(path, idx.IMAGES_MAGIC)
         if images.ndim != 3 or images.shape[1:] != (height, width) or channels != 1:
@@ -103,10 +107,16 @@ def distillation_set(splits, transfer: str | np.ndarray | None):
     if isinstance(transfer, str):
         transfer = _withheld(splits)
     unlabeled = np.full(len(transfer), UNLABELED, splits.y_train.dtype)
-    return (
-        np.concatenate([splits.x_train, transfer]),
-        np.concatenate([splits.y_train, unlabeled]),
-    )
+    if isinstance(splits.x_train, ImageFiles):
+        if not isinstance(transfer, ImageFiles):
+            raise ValueError(
+                "config.distill.transfer_data: an IDX images file cannot join an "
+                "image folder's streamed images; give a folder of images"
+            )
+        images = splits.x_train.concatenate(transfer)
+    else:
+        images = np.concatenate([splits.x_train, transfer])
+    return images, np.concatenate([splits.y_train, unlabeled])
 
 
 def _withheld(splits) -> np.ndarray:

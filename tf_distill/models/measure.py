@@ -22,6 +22,7 @@ from tf_distill.distillation import losses
 # examples, repeated until at least MIN_SECONDS have passed after a warm-up.
 INFERENCE_BATCH = 256
 INFERENCE_EXAMPLES = 2048
+INFERENCE_BYTES = 2**27  # 128 MiB of float32 images
 MIN_SECONDS = 1.0
 
 
@@ -79,8 +80,14 @@ def evaluate(
 
 def inference_examples_per_second(model: keras.Model, x: np.ndarray) -> float:
     """Examples per second of `model(x, training=False)` in a traced function,
-    in batches of INFERENCE_BATCH on this machine (uint8 pixels in, logits out)."""
-    ds = batches.pipeline(x[:INFERENCE_EXAMPLES], batch_size=INFERENCE_BATCH).cache()
+    in batches of INFERENCE_BATCH on this machine (uint8 pixels in, logits out).
+    The examples are cached as float32: at most INFERENCE_EXAMPLES, and at most
+    INFERENCE_BYTES of them (one batch at least) for large images."""
+    per_example = 4 * int(np.prod(x.shape[1:]))
+    count = min(
+        len(x), INFERENCE_EXAMPLES, max(INFERENCE_BATCH, INFERENCE_BYTES // per_example)
+    )
+    ds = batches.pipeline(x[:count], batch_size=INFERENCE_BATCH).cache()
     predict = tf.function(
         lambda images: model(images, training=False), reduce_retracing=True
     )
@@ -97,4 +104,4 @@ def inference_examples_per_second(model: keras.Model, x: np.ndarray) -> float:
         passes += 1
         seconds = time.perf_counter() - start
         if seconds >= MIN_SECONDS:
-            return passes * min(len(x), INFERENCE_EXAMPLES) / seconds
+            return passes * count / seconds

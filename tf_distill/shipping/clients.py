@@ -14,6 +14,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from tf_distill.data import image_files
 from tf_distill.models import measure
 from tf_distill.outputs import files
 from tf_distill.outputs.rundir import ModelPaths
@@ -29,14 +30,14 @@ class Classifier:
     input_shape: tuple[int, ...]
 
     def logits(self, pixels: np.ndarray) -> np.ndarray:
-        """Logits for `pixels`, uint8 of shape (batch, *input_shape), in batches."""
-        check_pixels(pixels, self.input_shape, self.path)
-        return np.concatenate(
-            [
-                self._call(pixels[i : i + BATCH])
-                for i in range(0, max(len(pixels), 1), BATCH)
-            ]
-        )
+        """Logits for `pixels`, uint8 of shape (batch, *input_shape), in batches;
+        an image folder's ImageFiles are decoded a batch at a time."""
+        out = []
+        for i in range(0, max(len(pixels), 1), BATCH):
+            chunk = image_files.as_array(pixels[i : i + BATCH])
+            check_pixels(chunk, self.input_shape, self.path)
+            out.append(self._call(chunk))
+        return np.concatenate(out)
 
     def _call(self, pixels: np.ndarray) -> np.ndarray:
         raise NotImplementedError

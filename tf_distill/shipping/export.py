@@ -29,6 +29,7 @@ import numpy as np
 import tensorflow as tf
 
 from tf_distill import quiet
+from tf_distill.data import image_files
 from tf_distill.models import architectures
 from tf_distill.outputs import files
 from tf_distill.outputs.rundir import ModelPaths
@@ -197,4 +198,4 @@ def representative_images(x_train: np.ndarray, count: int, seed: int) -> np.ndar
     """`count` training images drawn without replacement, for int8 calibration."""
     rng = np.random.default_rng(seed)
     picked = rng.choice(len(x_train), size=min(count, len(x_train)), replace=False)
-    return x_train[np.sort(picked)]
+    return image_files.as_array(x_train[np.sort(picked)])

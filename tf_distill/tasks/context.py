@@ -26,6 +26,7 @@ def data_spec(config: ml_collections.ConfigDict) -> sources.DataSpec:
         split_seed=config.split_seed,
         image_size=tuple(config.image_size),
         color_mode=config.color_mode,
+        skip_bad_files=config.data.skip_bad_files,
     )
 
 

@@ -12,7 +12,6 @@ pipeline (batches.pipeline's `extra`). Both give the same loss on the same batch
 from __future__ import annotations
 
 import dataclasses
-import time
 
 import keras
 import numpy as np
@@ -29,26 +28,6 @@ def teacher_logits(
     """The teacher's logits on `x` (raw pixels), in one pass of large batches."""
     ds = batches.pipeline(x, batch_size=batch_size)
     return np.asarray(teacher.predict(ds, verbose=0)).astype(dtype)
-
-
-def compute(
-    teacher: keras.Model, x: np.ndarray, *, batch_size: int, dtype: str, top_k: int = 0
-) -> tuple[np.ndarray | topk.TopK, float]:
-    """(the teacher's logits on `x`, in `dtype`, kept to their `top_k` largest
-    when 0 < top_k < classes; the seconds it took)."""
-    start = time.perf_counter()
-    logits = compact(
-        teacher_logits(teacher, x, batch_size=batch_size, dtype=dtype), top_k
-    )
-    seconds = time.perf_counter() - start
-    logging.info(
-        "Cached the teacher's logits for %d examples in %.1f s (stored as %s%s)",
-        len(x),
-        seconds,
-        dtype,
-        f", top {top_k}" if isinstance(logits, topk.TopK) else "",
-    )
-    return logits, seconds
 
 
 def compact(logits: np.ndarray, top_k: int) -> np.ndarray | topk.TopK:

@@ -36,7 +36,8 @@ _PROGRESS_SECONDS = 10.0  # how often a long pass says how far it is
 
 
 def fingerprint(*parts) -> str:
-    """16 hex digits identifying arrays, models (their weights) and plain values."""
+    """16 hex digits identifying arrays, image files (their paths, sizes and
+    times), models (their weights) and plain values."""
     digest = hashlib.sha256()
     for part in parts:
         if isinstance(part, keras.Model):
@@ -44,6 +45,8 @@ def fingerprint(*parts) -> str:
                 value = np.asarray(weight.numpy())
                 digest.update(f"{weight.path}{value.shape}{value.dtype}".encode())
                 digest.update(np.ascontiguousarray(value).tobytes())
+        elif hasattr(part, "fingerprint"):  # data.image_files.ImageFiles
+            digest.update(part.fingerprint().encode())
         elif isinstance(part, np.ndarray):
             digest.update(f"{part.shape}{part.dtype}".encode())
             digest.update(np.ascontiguousarray(part).tobytes())

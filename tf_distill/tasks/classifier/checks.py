@@ -47,6 +47,11 @@ def _data_and_seeds(c: Checker, config: ml_collections.ConfigDict) -> None:
         "dataset",
         "expected a data set name",
     )
+    c.check(
+        isinstance(config.data.skip_bad_files, bool),
+        "data.skip_bad_files",
+        "expected True/False",
+    )
     c.check(isinstance(config.seed, int), "seed", "expected an integer")
     c.check(
         isinstance(config.deterministic, bool), "deterministic", "expected True/False"

@@ -103,6 +103,12 @@ def _cached_views(c: Checker, config: ml_collections.ConfigDict) -> None:
         "distill.cache_teacher_logits",
         "distill.cached_views caches the teacher's logits: set it True",
     )
+    c.check(
+        config.dataset != "image_folder",
+        "distill.cached_views",
+        "cached views re-render each image from memory, and an image folder "
+        "streams its files: set it to 0 (the teacher then runs in every step)",
+    )
 
 
 def _teachers(c: Checker, config: ml_collections.ConfigDict) -> None:

@@ -13,6 +13,7 @@ import json
 import ml_collections
 
 from tf_distill.data import augment, sources, unlabelled
+from tf_distill.data.image_files import ImageFiles
 from tf_distill.distillation import methods, registry
 from tf_distill.models import architectures
 from tf_distill.tasks import context
@@ -148,5 +149,8 @@ def transfer_data(config: ml_collections.ConfigDict, splits: sources.Splits):
     if source is None or source == unlabelled.TRAIN:
         return source
     return unlabelled.read_images(
-        source, input_shape=splits.input_shape, input_scale=splits.input_scale
+        source,
+        input_shape=splits.input_shape,
+        input_scale=splits.input_scale,
+        stream=isinstance(splits.x_train, ImageFiles),
     )

@@ -17,6 +17,7 @@ SamplerTrainer.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 
 import numpy as np
@@ -24,6 +25,7 @@ import tensorflow as tf
 from absl import logging
 
 from tf_distill.data import sources
+from tf_distill.data.image_files import ImageFiles
 from tf_distill.outputs import files
 from tf_distill.outputs.rundir import TEACHER, RunDir, round_name
 from tf_distill.tasks import context
@@ -59,7 +61,16 @@ def session(config, run_dir: RunDir, mode: str, *, needs: str | None = None):
 
 
 def _load_data(config):
-    return sources.load(context.data_spec(config))
+    """The data, its images in memory: the diffusion task's samplers, quality
+    measure and grids index them as arrays, so an image folder is decoded whole
+    here (this task does not stream yet; its data sets are small)."""
+    splits = sources.load(context.data_spec(config))
+    if not isinstance(splits.x_train, ImageFiles):
+        return splits
+    arrays = {
+        name: getattr(splits, name).load() for name in ("x_train", "x_val", "x_test")
+    }
+    return dataclasses.replace(splits, **arrays)
 
 
 def _check_images(config, splits) -> None:

@@ -1,0 +1,132 @@
+"""Images that stay in their files until a pipeline reads them (image folders).
+
+`ImageFiles` holds the paths of a split, not its pixels: memory is then set by the
+paths (about a hundred bytes an image) and the batches in flight, never by the
+number of images. It answers what the pipelines and splits ask of the uint8
+arrays the small sources return (`len`, `shape`, `dtype`, indexing by a slice, a
+mask or indices), so `batches.pipeline` reads it in a parallel `map` that decodes
+and resizes each batch, and the teacher's caching pass streams it the same way.
+`load()` decodes a few into an array where an array is needed (int8 calibration
+images, the inference-speed sample, a client's evaluation in chunks).
+
+Decoding matches Keras' `image_dataset_from_directory`: `decode_image` to the
+colour mode's channels, a bilinear resize, then rounding to uint8.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+
+import numpy as np
+import tensorflow as tf
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class ImageFiles:
+    """The image files of one split, each decoded to `image_shape` when read."""
+
+    paths: np.ndarray  # (n,) str
+    image_shape: tuple[int, int, int]  # (height, width, channels)
+
+    dtype = np.dtype(np.uint8)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return (len(self.paths), *self.image_shape)
+
+    def __getitem__(self, key) -> ImageFiles:
+        """The files a slice, a boolean mask or an index array picks."""
+        if isinstance(key, (int, np.integer)):
+            key = slice(int(key), int(key) + 1 or None)
+        return ImageFiles(np.asarray(self.paths)[key], self.image_shape)
+
+    def concatenate(self, other: ImageFiles) -> ImageFiles:
+        if other.image_shape != self.image_shape:
+            raise ValueError(
+                f"images of shape {other.image_shape} cannot join {self.image_shape}"
+            )
+        return ImageFiles(np.concatenate([self.paths, other.paths]), self.image_shape)
+
+    def decode(self, path: tf.Tensor) -> tf.Tensor:
+        """One file's pixels: (height, width, channels) uint8."""
+        height, width, channels = self.image_shape
+        image = tf.io.decode_image(
+            tf.io.read_file(path), channels=channels, expand_animations=False
+        )
+        image = tf.image.resize(image, (height, width), method="bilinear")
+        return tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
+
+    def decode_batch(self, paths: tf.Tensor) -> tf.Tensor:
+        """(batch, height, width, channels) uint8 from a batch of paths."""
+        return tf.map_fn(
+            self.decode,
+            paths,
+            fn_output_signature=tf.TensorSpec(self.image_shape, tf.uint8),
+        )
+
+    def load(self) -> np.ndarray:
+        """Every image decoded: for a few only (the caller's choice)."""
+        ds = tf.data.Dataset.from_tensor_slices(self.paths).map(
+            self.decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
+        )
+        images = [image for image in ds.batch(256).as_numpy_iterator()]
+        if not images:
+            return np.zeros((0, *self.image_shape), np.uint8)
+        return np.concatenate(images)
+
+    def fingerprint(self) -> str:
+        """Identifies the files: their paths, sizes and modification times."""
+        digest = hashlib.sha256(repr(self.image_shape).encode())
+        for path in self.paths:
+            stat = os.stat(path)
+            digest.update(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}\0".encode())
+        return digest.hexdigest()
+
+
+def as_array(images, limit: int | None = None) -> np.ndarray:
+    """The first `limit` (all by default) of `images` as a uint8 array: decoded
+    from their files for ImageFiles, as they are for an array."""
+    picked = images if limit is None else images[:limit]
+    return picked.load() if isinstance(picked, ImageFiles) else picked
+
+
+def hashed_split(relative_paths, fraction: float) -> np.ndarray:
+    """True for the paths that go to the validation split: `fraction` of them,
+    picked by a hash of each relative path, so the split depends neither on the
+    order the files are listed in nor on the machine, and adding images leaves
+    the others where they were."""
+    buckets = np.array(
+        [
+            int.from_bytes(hashlib.sha256(p.encode()).digest()[:8], "big") % 1_000_000
+            for p in relative_paths
+        ]
+    )
+    return buckets < round(fraction * 1_000_000)
+
+
+def unreadable(files: ImageFiles) -> list[str]:
+    """The files that cannot be decoded, found by decoding each once (in parallel;
+    the pass an image folder makes before any training)."""
+    ds = tf.data.Dataset.from_tensor_slices(files.paths)
+    channels = files.image_shape[-1]
+
+    def decoded_size(path):
+        # The raw decode's size: its shape is only known by decoding, so the
+        # decode cannot be optimised away (the resized shape is static).
+        image = tf.io.decode_image(
+            tf.io.read_file(path), channels=channels, expand_animations=False
+        )
+        return path, tf.size(image)
+
+    ok = ds.map(
+        decoded_size,
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=True,
+    ).ignore_errors()
+    readable = {path.decode() for path, _ in ok.as_numpy_iterator()}
+    return [str(p) for p in files.paths if str(p) not in readable]
