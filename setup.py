@@ -10,7 +10,14 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
-    packages=find_packages(include=["tf_distill", "tf_distill.*"]),
+    # The shipped configs (configs/ in the checkout) go into the wheel as
+    # tf_distill/configs/, where the command finds them from any folder.
+    packages=[
+        *find_packages(include=["tf_distill", "tf_distill.*"]),
+        "tf_distill.configs",
+    ],
+    package_dir={"tf_distill.configs": "configs"},
+    entry_points={"console_scripts": ["tf-distill = tf_distill.cli:run"]},
     install_requires=[
         "tensorflow>=2.16",
         # TensorFlow 2.21 no longer installs it; the TensorBoard callback needs it.

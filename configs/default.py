@@ -197,6 +197,12 @@ def base_config() -> ml_collections.ConfigDict:
     config.export.tflite = True
     config.export.representative_examples = 500
 
+    # The finished models a run finds in its --workdir (tf_distill/tasks/rerun.py):
+    # "reuse" those trained with this config and refuse to replace those trained
+    # with another, naming the keys that differ; "replace" trains them again and
+    # first removes what depended on them (distilled students, the report).
+    config.finished = "reuse"
+
     # --model=sweep: distils the teacher over this temperature x alpha grid
     # (config.num_seeds seeds per cell) and writes sweep.json, sweep.md, sweep.png.
     config.sweep = ml_collections.ConfigDict()
@@ -213,6 +219,10 @@ def base_config() -> ml_collections.ConfigDict:
     # (tf_distill/training/distribute.py).
     # batch_size stays the global batch, split evenly across replicas.
     config.strategy = "auto"
+    # multi_worker: how long a worker waits for the others of TF_CONFIG before it
+    # gives up with one line (tf_distill/training/peers.py).
+    config.distribute = ml_collections.ConfigDict()
+    config.distribute.connect_timeout = 300.0  # seconds
     config.mixed_precision = ml_collections.config_dict.placeholder(str)
     # Training steps per tf.function call: fewer Python round trips for small
     # models (Keras' steps_per_execution); callbacks still see every epoch.

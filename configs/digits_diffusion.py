@@ -38,6 +38,9 @@ def base_config() -> ml_collections.ConfigDict:
     config.seed = 42
     config.batch_size = 128  # global, across replicas
     config.strategy = "auto"  # as configs/default.py
+    config.distribute = ml_collections.ConfigDict()
+    config.distribute.connect_timeout = 300.0  # seconds, as configs/default.py
+    config.finished = "reuse"  # or "replace", as configs/default.py
     # As configs/default.py: TensorFlow's op determinism (identical weights on a
     # rerun, slower on GPUs). The U-Net trains in float32; no mixed precision yet.
     config.deterministic = False

@@ -32,13 +32,16 @@ class LogitMatching(Method):
         return cls(label_weight=weight)
 
     def check(self, *, teacher, student, num_classes):
+        # Logits are regressed as they are, so the teacher's last layer must be
+        # linear: a ReLU would clip every negative logit to 0. (A softmax teacher
+        # is refused for every method before this check.)
         last = teacher.layers[-1]
-        if isinstance(last, keras.layers.Softmax) or (
-            getattr(last, "activation", None) is keras.activations.softmax
-        ):
+        activation = getattr(last, "activation", keras.activations.linear)
+        if activation is not keras.activations.linear:
             raise ValueError(
-                f"method {self.name}: the teacher ends in a softmax ({last.name}); "
-                "logit matching regresses logits"
+                f"method {self.name}: the teacher's last layer {last.name} has "
+                f"activation {activation.__name__}; logit matching regresses raw "
+                "logits"
             )
 
     def __call__(self, *, labels, teacher_logits, student_logits):

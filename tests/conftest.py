@@ -1,8 +1,12 @@
 """Shared fixtures: the repository's paths and a tiny, fast config."""
 
+import gzip
 import os
 
+import numpy as np
 import pytest
+
+from tf_distill.data import idx
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED_DATA = os.path.join(os.path.dirname(REPO), "shared", "data")
@@ -76,3 +80,32 @@ def needs_shared_data(name):
     return pytest.mark.skipif(
         not os.path.isdir(folder), reason=f"real data not found at {folder}"
     )
+
+
+def write_idx(path, array, magic):
+    """An IDX file (gzipped, as MNIST ships) holding `array` as uint8."""
+    header = magic.to_bytes(4, "big") + b"".join(
+        d.to_bytes(4, "big") for d in array.shape
+    )
+    with gzip.open(path, "wb") as f:
+        f.write(header + array.astype(np.uint8).tobytes())
+
+
+@pytest.fixture
+def idx_folder(tmp_path):
+    """A small valid MNIST-layout folder: 50 train and 20 test 28x28 images."""
+    folder = tmp_path / "idx"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 50), ("t10k", 20)):
+        write_idx(
+            folder / f"{split}-images-idx3-ubyte.gz",
+            rng.integers(0, 256, (n, 28, 28)),
+            idx.IMAGES_MAGIC,
+        )
+        write_idx(
+            folder / f"{split}-labels-idx1-ubyte.gz",
+            np.arange(n) % 10,
+            idx.LABELS_MAGIC,
+        )
+    return folder

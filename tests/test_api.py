@@ -13,6 +13,7 @@ import tf_distill
 from tests.conftest import REPO, tiny_flags
 from tests.test_main import run_main
 from tf_distill import experiment
+from tf_distill.training import resume
 
 
 def _digits(batch_size=64, n=512):
@@ -138,6 +139,13 @@ def test_your_own_builders_from_the_command_line(tmp_path):
             "maps (None, 8, 8, 1) -> (None, 11), but the data needs (None, 8, 8, 1) "
             "-> (None, 10)",
         ),
+        ("tests.builders:raises", "raised ValueError: bad value inside the builder"),
+        ("tests.builders:one_argument", "raised TypeError: one_argument() takes 1"),
+        ("tests.builders:int_outputs", "outputs int32; logits are floating point"),
+        (
+            "tests.builders:unregistered_layer",
+            "cannot be loaded back from a .keras file",
+        ),
     ],
 )
 def test_a_bad_builder_fails_before_any_work(tiny_config, tmp_path, arch, message):
@@ -205,3 +213,93 @@ def test_distill_refuses_an_infinite_dataset_in_one_line(cached):
             epochs=1,
             cache_teacher_logits=cached,
         )
+
+
+def _softmax_teacher():
+    return keras.Sequential([_mlp(8, seed=0), keras.layers.Softmax()])
+
+
+def _sharing_student(teacher):
+    """A student that reuses the teacher's first Dense layer."""
+    inputs = keras.Input((8, 8, 1))
+    hidden = teacher.layers[2](
+        keras.layers.Flatten()(keras.layers.Rescaling(1 / 16)(inputs))
+    )
+    return keras.Model(inputs, keras.layers.Dense(10)(hidden))
+
+
+_one_hot = _digits().map(lambda x, y: (x, tf.one_hot(y, 10)))
+_flat = _digits().map(lambda x, y: (tf.reshape(x, (-1, 64)), y))
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (
+            {"train_data": (np.zeros((4, 8, 8, 1)), np.zeros(4))},
+            "must be a tf.data.Dataset",
+        ),
+        (
+            {"train_data": _digits().unbatch()},
+            r"shape \(batch,\), got \(\) \(unbatched",
+        ),
+        ({"train_data": _one_hot}, r"integer class indices, got float32 \(one-hot"),
+        (
+            {"train_data": _digits().map(lambda x, y: (x, y + 5))},
+            r"labels \[10, 11, 12, 13, 14\] outside 0..9",
+        ),
+        (
+            {"validation_data": _flat},
+            r"validation_data yields x of shape \(None, 64\), but the teacher "
+            r"takes \(None, 8, 8, 1\)",
+        ),
+        ({"epochs": 0}, "epochs must be >= 1, got 0"),
+        ({"teacher": _softmax_teacher()}, "gives probabilities, not logits"),
+        ({"student": "shared"}, r"shares 2 weight\(s\) with the teacher"),
+    ],
+)
+def test_the_api_refuses_bad_arguments_in_one_line(change, message):
+    arguments = {
+        "teacher": _mlp(8, seed=0),
+        "student": _mlp(8, seed=1),
+        "train_data": _digits(),
+        "epochs": 1,
+        "verbose": 0,
+        **change,
+    }
+    if arguments["student"] == "shared":
+        arguments["student"] = _sharing_student(arguments["teacher"])
+    with pytest.raises(ValueError, match=message):
+        tf_distill.distill(**arguments)
+
+
+def test_the_api_stops_at_the_first_nan_loss():
+    with pytest.raises(
+        resume.TrainingDiverged, match=r"lower learning rate \(optimizer=\)"
+    ):
+        tf_distill.distill(
+            teacher=_mlp(8, seed=0),
+            student=_mlp(8, seed=1),
+            train_data=_digits(),
+            epochs=2,
+            optimizer=keras.optimizers.SGD(1e30),
+            verbose=0,
+        )
+
+
+def test_a_small_first_batch_does_not_set_the_batch_size():
+    small_first = _digits(n=3).concatenate(_digits(n=512).skip(1).unbatch().batch(64))
+    steps = []
+    tf_distill.distill(
+        teacher=_mlp(8, seed=0),
+        student=_mlp(8, seed=1),
+        train_data=small_first,
+        epochs=1,
+        verbose=0,
+        callbacks=[
+            keras.callbacks.LambdaCallback(
+                on_train_batch_end=lambda b, logs: steps.append(b)
+            )
+        ],
+    )
+    assert len(steps) == -(-(3 + 448) // 64)  # the examples over the largest batch

@@ -7,39 +7,13 @@ import keras
 import numpy as np
 import pytest
 
-from tests.conftest import SHARED_DATA, needs_shared_data
+from tests.conftest import SHARED_DATA, needs_shared_data, write_idx
 from tf_distill.data import batches, idx
 from tf_distill.tasks.classifier import settings as config_lib
 
 # Published per-class counts (LeCun et al.; Fashion-MNIST is balanced).
 MNIST_TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
 MNIST_TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
-
-
-def write_idx(path, array, magic):
-    header = magic.to_bytes(4, "big") + b"".join(
-        d.to_bytes(4, "big") for d in array.shape
-    )
-    with gzip.open(path, "wb") as f:
-        f.write(header + array.astype(np.uint8).tobytes())
-
-
-@pytest.fixture
-def idx_folder(tmp_path):
-    """A small valid MNIST-layout folder: 50 train and 20 test 28x28 images."""
-    rng = np.random.default_rng(0)
-    for split, n in (("train", 50), ("t10k", 20)):
-        write_idx(
-            tmp_path / f"{split}-images-idx3-ubyte.gz",
-            rng.integers(0, 256, (n, 28, 28)),
-            idx.IMAGES_MAGIC,
-        )
-        write_idx(
-            tmp_path / f"{split}-labels-idx1-ubyte.gz",
-            np.arange(n) % 10,
-            idx.LABELS_MAGIC,
-        )
-    return tmp_path
 
 
 def config_for(dataset, data_dir=None):
@@ -103,6 +77,21 @@ def test_real_fashion_mnist_idx_files_whatever_the_dataset_name():
 def test_small_idx_folder_loads(idx_folder):
     splits = config_lib.load_data(config_for("idx", idx_folder))
     assert splits.sizes() == {"train": 45, "validation": 5, "test": 20}
+
+
+def test_uncompressed_idx_files_load_as_the_gzipped_ones(idx_folder, tmp_path):
+    """MNIST's files without .gz, as some mirrors give them, under an MNIST
+    config (which would otherwise look for tfds' copy)."""
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    for path in idx_folder.glob("*.gz"):
+        (plain / path.name.removesuffix(".gz")).write_bytes(
+            gzip.decompress(path.read_bytes())
+        )
+    gzipped = config_lib.load_data(config_for("mnist", idx_folder))
+    uncompressed = config_lib.load_data(config_for("mnist", plain))
+    np.testing.assert_array_equal(gzipped.x_train, uncompressed.x_train)
+    np.testing.assert_array_equal(gzipped.y_test, uncompressed.y_test)
 
 
 def test_truncated_gzip_names_the_file(idx_folder):

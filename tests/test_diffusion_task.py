@@ -118,6 +118,12 @@ def test_all_crashes_between_rounds_resumes_and_ships_a_sampler(tmp_path, monkey
         ("diffusion.weighting", "snr", "config.diffusion.weighting='snr'"),
         ("diffusion.multipliers", (1, 2, 2, 2, 2), "cannot be halved"),
         ("quality.noise_seeds", 0, "config.quality.noise_seeds=0"),
+        (
+            "diffusion.learning_rate",
+            float("inf"),
+            "learning_rate=inf: expected a finite",
+        ),
+        ("progressive.learning_rate", float("nan"), "learning_rate=nan: expected a"),
     ],
 )
 def test_bad_configs_are_refused_before_any_work(tmp_path, key, value, message):
@@ -252,3 +258,13 @@ def test_kid_and_nearest_neighbours_in_chunks_equal_the_whole_matrices():
         ((images.reshape(30, 1, -1) - pool.reshape(1, 40, -1)) ** 2).sum(-1).min(1)
     )
     np.testing.assert_allclose(quality.nearest(images, pool, chunk=4), direct)
+
+
+@pytest.mark.parametrize("mode", ["export", "evaluate"])
+def test_a_sampler_trained_on_other_data_is_refused_naming_it(tmp_path, mode):
+    final = tmp_path / "w" / "distilling_steps1"
+    final.mkdir(parents=True)
+    (final / "model.keras").write_bytes(b"")  # never read: refused before
+    (final / "metrics.json").write_text('{"data": {"source": "idx:/mnist"}}')
+    with pytest.raises(ValueError, match="model.keras was trained on idx:/mnist, but"):
+        _run(tiny(), tmp_path, mode)

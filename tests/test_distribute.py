@@ -6,6 +6,7 @@ fresh process). Workers: local processes on 127.0.0.1 ports with TF_CONFIG.
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -56,6 +57,18 @@ def test_multi_worker_needs_tf_config(tmp_path, monkeypatch):
         distribute.make_strategy("multi_worker")
 
 
+def _worker(tmp_path, tf_config, *flags):
+    """main.py as one worker of the TF_CONFIG cluster, on the tiny config."""
+    return subprocess.Popen(
+        [sys.executable, MAIN, "--config.strategy=multi_worker", *flags, *tiny_flags()],
+        cwd=tmp_path,
+        env=dict(ENV, TF_CONFIG=json.dumps(tf_config)),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
 def _free_ports(n):
     sockets = [socket.socket() for _ in range(n)]
     for s in sockets:
@@ -77,21 +90,12 @@ def test_two_workers_distil_and_only_the_chief_writes(tmp_path):
     for index, workdir in enumerate(("chief", "other")):
         tf_config = {"cluster": cluster, "task": {"type": "worker", "index": index}}
         workers.append(
-            subprocess.Popen(
-                [
-                    sys.executable,
-                    MAIN,
-                    "--model=distilling",
-                    f"--workdir={workdir}",
-                    "--config.strategy=multi_worker",
-                    f"--config.teacher_path={teacher}",
-                    *tiny_flags(),
-                ],
-                cwd=tmp_path,
-                env=dict(ENV, TF_CONFIG=json.dumps(tf_config)),
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
+            _worker(
+                tmp_path,
+                tf_config,
+                "--model=distilling",
+                f"--workdir={workdir}",
+                f"--config.teacher_path={teacher}",
             )
         )
     try:
@@ -115,3 +119,42 @@ def test_two_workers_distil_and_only_the_chief_writes(tmp_path):
     assert not (tmp_path / "other").exists()
     leftovers = [p for p in (tmp_path / "chief").iterdir() if p.name.startswith(".")]
     assert not leftovers, leftovers
+
+
+@pytest.mark.slow
+def test_a_missing_worker_is_waited_for_said_and_given_up_on(tmp_path):
+    """TensorFlow would wait an hour for it, silently, deaf to Ctrl-C and SIGTERM."""
+    ports = _free_ports(2)
+    cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}  # worker 1 never starts
+    tf_config = {"cluster": cluster, "task": {"type": "worker", "index": 0}}
+
+    def start(timeout):
+        return _worker(
+            tmp_path,
+            tf_config,
+            "--model=student",
+            "--workdir=w",
+            f"--config.distribute.connect_timeout={timeout}",
+        )
+
+    proc = start(2.0)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1, err[-2000:]
+    assert f"Waiting for workers 127.0.0.1:{ports[1]} (TF_CONFIG)" in err
+    assert err.strip().splitlines()[-1] == (
+        f"error: workers 127.0.0.1:{ports[1]} did not start within 2 s "
+        "(config.distribute.connect_timeout): start them with the same TF_CONFIG "
+        "cluster, or check their addresses"
+    )
+
+    proc = start(120.0)  # a scheduler stops it while it waits
+    lines = []
+    while not any("Waiting for workers" in line for line in lines):
+        line = proc.stderr.readline()
+        assert line, "".join(lines)[-2000:]
+        lines.append(line)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 128 + signal.SIGTERM, err[-2000:]
+    assert err.strip().splitlines()[-1].startswith("interrupted by SIGTERM: ")
+    assert not (tmp_path / "w").exists()

@@ -155,3 +155,22 @@ def test_early_stopping_ships_the_best_validation_epoch(tiny_config, tmp_path):
     assert val_accuracy == pytest.approx(max(history), abs=1e-6)
     on_disk = json.loads((tmp_path / "run" / "student" / "metrics.json").read_text())
     assert on_disk["test_accuracy"] == metrics["test_accuracy"]
+
+
+def test_the_summary_gives_each_model_over_its_seeds(tmp_path):
+    """What the verdict is computed over (the mean of the seeds), not seed one."""
+    from tf_distill.outputs.rundir import RunDir
+    from tf_distill.tasks.classifier import modes
+
+    results = {
+        "teacher": {"test_accuracy": 0.95},
+        "student": {"test_accuracy": 0.90},
+        "student_seed43": {"test_accuracy": 0.92},
+        "student_seed44": {"test_accuracy": 0.94},
+    }
+    lines = modes.summary("student", results, RunDir(str(tmp_path), str(tmp_path)))
+    assert lines[0].startswith("  teacher: test accuracy 0.9500 (1 seed), model ")
+    assert lines[1].startswith(
+        "  student: test accuracy 0.9200 ± 0.0200 over 3 seeds, model "
+    )
+    assert len(lines) == 2  # the later seeds are in the student's line

@@ -318,6 +318,18 @@ def test_export_and_evaluate_modes_work_on_a_trained_run(run_dir, tmp_path):
     assert left == ["class_names.txt", "metrics.json", "model.keras", "saved_model"]
 
 
+def test_evaluate_loads_the_model_it_evaluates(run_dir, tmp_path):
+    """A model.keras damaged after training fails evaluate, naming the file,
+    rather than pass on the figures metrics.json recorded."""
+    workdir = tmp_path / "run"
+    shutil.copytree(run_dir, workdir)
+    damaged = workdir / "distilling" / "model.keras"
+    damaged.write_bytes(damaged.read_bytes()[:1000])
+    with pytest.raises(ValueError, match="distilling/model.keras is not a Keras model"):
+        experiment.run(_config(), workdir=str(workdir), mode="evaluate")
+    assert not list(workdir.glob("*/evaluation.json"))  # checked before any is written
+
+
 @pytest.mark.parametrize("mode", ["export", "evaluate"])
 def test_export_and_evaluate_need_a_trained_model(tmp_path, mode):
     proc = run_main(tmp_path, f"--model={mode}", "--workdir=empty")

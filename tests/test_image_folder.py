@@ -11,7 +11,7 @@ import tensorflow as tf
 
 from tests.conftest import REPO
 from tests.test_main import run_main
-from tf_distill.data import augment, batches, image_files
+from tf_distill.data import augment, batches, image_files, image_folder
 from tf_distill.distillation.distiller import Distiller
 from tf_distill.models import architectures
 from tf_distill.tasks.classifier import checks
@@ -358,6 +358,7 @@ def test_an_image_folder_streams_through_the_teachers_cache(image_dir, tmp_path)
     metrics = files.read_json(run_dir.model("distilling").metrics)
     assert metrics["teacher"] == "cached" and metrics["teacher_pass_seconds"] > 0
     config.distill.temperature = 2.0
+    config.finished = "replace"  # the T=4 student gives way
     run_mode(config, tmp_path, "distilling")
     metrics = files.read_json(run_dir.model("distilling").metrics)
     assert metrics["teacher_pass_seconds"] == 0.0  # read back, not recomputed
@@ -374,3 +375,15 @@ def test_cached_views_need_images_in_memory(image_dir):
     config.augment.color_jitter = 0.0
     with pytest.raises(ValueError, match="an image folder streams its files"):
         checks.validate(config)
+
+
+def test_a_class_whose_images_sit_one_folder_deeper_is_named_with_that_folder(
+    tmp_path,
+):
+    write_images(tmp_path / "data", 2, seed=0)
+    cats = tmp_path / "data" / CLASSES[0]
+    (cats / "imgs").mkdir()
+    for image in list(cats.glob("*.png")):
+        image.rename(cats / "imgs" / image.name)
+    with pytest.raises(ValueError, match=f"its sub-folder {CLASSES[0]}/imgs does"):
+        image_folder.class_names(str(tmp_path / "data"))

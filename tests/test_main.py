@@ -94,29 +94,11 @@ def test_teacher_then_distilling_then_an_external_teacher(tmp_path):
     "args, message",
     [
         (["--model=distilling"], "Run --model=teacher first"),
-        (
-            ["--model=distilling", "--config.teacher_path=/no/such.keras"],
-            "config.teacher_path '/no/such.keras' does not exist",
-        ),
         (["--model=distil"], "--model"),
         (["--model=all", "--config.distill.temprature=4"], "temprature"),
         (
             ["--model=all", "--config.distill.temperature=0"],
             "config.distill.temperature=0.0: must be > 0",
-        ),
-        (
-            ["--model=all", "--config.distill.alpha=1.5"],
-            r"config.distill.alpha=1.5: the weight of the hard loss must be in [0, 1]",
-        ),
-        (
-            ["--model=all", "--config.teacher.arch=resnet"],
-            "config.teacher.arch='resnet': valid: mlp, cnn",
-        ),
-        (["--model=all", "--config.dataset=mnsit"], "Unknown config.dataset 'mnsit'"),
-        (["--model=all", "--config.data_dir=/no/such/dir"], "/no/such/dir"),
-        (
-            ["--model=all", "--config.teacher_path=/a/teacher.keras"],
-            "is for --model=distilling and --model=sweep; --model=all trains its own",
         ),
     ],
 )
@@ -127,6 +109,57 @@ def test_bad_input_exits_non_zero_with_its_message_and_writes_nothing(
     assert proc.returncode != 0
     assert message in proc.stderr, proc.stderr[-2000:]
     assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "run").exists()
+    assert not (tmp_path / "tensorboard").exists()
+
+
+@pytest.mark.parametrize(
+    "key, value, mode, message",
+    [
+        (
+            "teacher_path",
+            "/no/such.keras",
+            "distilling",
+            "config.teacher_path '/no/such.keras' does not exist",
+        ),
+        (
+            "distill.alpha",
+            1.5,
+            "all",
+            r"config.distill.alpha=1.5: the weight of the hard loss must be in [0, 1]",
+        ),
+        (
+            "teacher.arch",
+            "resnet",
+            "all",
+            "config.teacher.arch='resnet': valid: mlp, cnn",
+        ),
+        ("dataset", "mnsit", "all", "Unknown config.dataset 'mnsit'"),
+        ("data_dir", "/no/such/dir", "all", "/no/such/dir"),
+        (
+            "teacher_path",
+            "/a/teacher.keras",
+            "all",
+            "is for --model=distilling and --model=sweep; --model=all trains its own",
+        ),
+    ],
+)
+def test_bad_values_are_refused_before_writing(
+    tiny_config, tmp_path, key, value, mode, message
+):
+    """In-process: main.py prints these errors as one line (the test above)."""
+    from tests.conftest import set_key
+    from tf_distill import experiment
+
+    set_key(tiny_config, key, value)
+    with pytest.raises((ValueError, FileNotFoundError)) as error:
+        experiment.run(
+            tiny_config,
+            workdir=str(tmp_path / "run"),
+            mode=mode,
+            tensorboard_dir=str(tmp_path / "tensorboard"),
+        )
+    assert message in str(error.value)
     assert not (tmp_path / "run").exists()
     assert not (tmp_path / "tensorboard").exists()
 

@@ -370,16 +370,16 @@ def test_a_users_method_refuses_a_bad_key_and_a_bad_teacher_in_one_line(tmp_path
         "error: config.distill.logit_matching.label_weight=-1.0: expected >= 0"
     )
     assert "Traceback" not in proc.stderr
-    # Its own check of the teacher: logits, not probabilities.
-    softmax_teacher = keras.Sequential(
+    # Its own check of the teacher: raw logits, not clipped ones.
+    relu_teacher = keras.Sequential(
         [
             keras.Input((8, 8, 1)),
             keras.layers.Flatten(),
-            keras.layers.Dense(10, activation="softmax", name="probabilities"),
+            keras.layers.Dense(10, activation="relu", name="clipped"),
         ]
     )
-    path = str(tmp_path / "softmax.keras")
-    softmax_teacher.save(path)
+    path = str(tmp_path / "relu.keras")
+    relu_teacher.save(path)
     proc = run_main(
         tmp_path,
         "--model=distilling",
@@ -389,8 +389,8 @@ def test_a_users_method_refuses_a_bad_key_and_a_bad_teacher_in_one_line(tmp_path
     )
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines()[-1] == (
-        "error: method logit_matching: the teacher ends in a softmax "
-        "(probabilities); logit matching regresses logits"
+        "error: method logit_matching: the teacher's last layer clipped has "
+        "activation relu; logit matching regresses raw logits"
     )
     assert "Traceback" not in proc.stderr
     assert not (tmp_path / "bad_key").exists()

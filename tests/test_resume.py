@@ -158,3 +158,54 @@ def test_early_stopping_keeps_its_best_weights_and_patience_across_a_resume(
     assert again.best == pytest.approx(first.best)
     for got, want in zip(again.best_weights, first.best_weights, strict=True):
         np.testing.assert_array_equal(got, want)
+
+
+def test_dropout_draws_the_same_masks_after_a_resume(tmp_path, monkeypatch):
+    """BackupAndRestore leaves the random-number state out of its backup; without
+    SeedBackup a resumed fit redraws epoch 0's dropout masks and the weights
+    part from an uninterrupted fit's."""
+    import keras
+    import tensorflow as tf
+
+    from tf_distill.training import fitting, interrupt
+
+    x = np.random.default_rng(0).normal(size=(64, 6)).astype("float32")
+    y = (x[:, 0] > 0).astype("int32")
+
+    def fit(name):
+        keras.utils.set_random_seed(0)
+        model = keras.Sequential(
+            [keras.Input((6,)), keras.layers.Dropout(0.5), keras.layers.Dense(2)]
+        )
+        model.compile(
+            optimizer="adam",
+            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            metrics=["accuracy"],
+        )
+        fitting.fit(
+            model,
+            name="m",
+            make_train_ds=lambda epochs: (
+                tf.data.Dataset.from_tensor_slices((x, y)).batch(16).repeat(len(epochs))
+            ),
+            val_ds=tf.data.Dataset.from_tensor_slices((x, y)).batch(64),
+            epochs=3,
+            steps_per_epoch=4,
+            backup_dir=str(tmp_path / name / "backup"),
+            tensorboard_dir=str(tmp_path / name / "tb"),
+        )
+        return model.get_weights()
+
+    whole = fit("whole")
+    stop_after = {"epoch": 0}
+
+    def crash_once(self, epoch, logs=None):
+        if epoch == stop_after.pop("epoch", None):
+            raise KeyboardInterrupt  # after epoch 1's backups, as Ctrl-C would
+
+    monkeypatch.setattr(interrupt.Stop, "on_epoch_end", crash_once)
+    with pytest.raises(KeyboardInterrupt):
+        fit("resumed")
+    resumed = fit("resumed")
+    for a, b in zip(whole, resumed, strict=True):
+        np.testing.assert_array_equal(a, b)

@@ -110,6 +110,7 @@ def test_a_second_distilling_run_reads_the_teachers_logits_back(
     calls.clear()
     tiny_config.distill.temperature = 2.0  # another T: the same logits
     tiny_config.distill.alpha = 0.5
+    tiny_config.finished = "replace"  # the distilled student of T=4 gives way
     run_mode(tiny_config, tmp_path, "distilling")
     assert calls == []
     metrics = files.read_json(run_dir.model("distilling").metrics)

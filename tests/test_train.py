@@ -69,6 +69,7 @@ def test_cached_and_online_teacher_train_the_same_student(tiny_config, tmp_path)
     workdir, tb = str(tmp_path / "run"), str(tmp_path / "tb")
     experiment.run(tiny_config, workdir=workdir, mode="teacher", tensorboard_dir=tb)
     tiny_config.distill.validation_teacher = True  # validation losses compared too
+    tiny_config.finished = "replace"  # the second distilling run replaces the first
     histories = {}
     for cached in (True, False):
         tiny_config.distill.cache_teacher_logits = cached

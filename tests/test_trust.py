@@ -1,18 +1,19 @@
 """A run directory is one run; bad input never trains; interruptions lose nothing."""
 
-import gzip
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
 import time
 
+import keras
 import numpy as np
 import pytest
 
-from tests.conftest import tiny_flags
+from tests.conftest import tiny_flags, write_idx
 from tests.test_distribute import ENV
 from tests.test_main import MAIN, run_main
 from tests.test_train import run_in
@@ -32,6 +33,7 @@ def test_config_json_is_written_only_by_a_run_that_succeeds(tiny_config, tmp_pat
     run_in(tmp_path, tiny_config, "student", "run")
     good = (tmp_path / "run" / "config.json").read_text()
     tiny_config.optimizer.learning_rate = 1e30  # overflows in the first epoch
+    tiny_config.finished = "replace"
     with pytest.raises(resume.TrainingDiverged):
         run_in(tmp_path, tiny_config, "student", "run")
     assert (tmp_path / "run" / "config.json").read_text() == good
@@ -48,20 +50,21 @@ def test_an_interrupted_rerun_with_another_config_leaves_no_stale_report(
         raise KeyboardInterrupt
 
     tiny_config.teacher.layers = (16,)
+    tiny_config.finished = "replace"  # else refused, naming teacher.layers
     monkeypatch.setattr(ClassifierTrainer, "distill", interrupted)
     with pytest.raises(KeyboardInterrupt):
         run_in(tmp_path, tiny_config, "all", "run")
     run = tmp_path / "run"
     assert not (run / "report.md").exists() and not (run / "report.json").exists()
+    assert not (run / "distilling").exists()  # distilled from the replaced teacher
     assert (run / "config.json").read_text() == old_config  # no run finished since
-    teacher, distilled = (
-        _read(run / m / "metrics.json") for m in ("teacher", "distilling")
-    )
-    assert teacher["config_fingerprint"] != distilled["config_fingerprint"]
+    teacher = _read(run / "teacher" / "metrics.json")
+    old = first["distilling"]
+    assert teacher["config_fingerprint"] != old["config_fingerprint"]
     with pytest.raises(ValueError, match="Not one run: .*teacher.*distilling"):
         report.write(
             experiment.run_dir_of(str(run)),
-            {"teacher": teacher, "student": first["student"], "distilling": distilled},
+            {"teacher": teacher, "student": first["student"], "distilling": old},
             title="mixed",
         )
 
@@ -123,7 +126,9 @@ def test_a_retrained_model_is_one_tensorboard_curve(tiny_config, tmp_path):
 
 
 @pytest.mark.slow
-def test_ctrl_c_stops_with_one_line_and_the_rerun_resumes(tmp_path):
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_or_sigterm_stops_with_one_line_and_the_rerun_resumes(tmp_path, signum):
+    """Ctrl-C, or SIGTERM as a scheduler (Kubernetes, Slurm, `timeout`) sends it."""
     run = tmp_path / "run"
     command = [
         "--model=student",
@@ -149,15 +154,18 @@ def test_ctrl_c_stops_with_one_line_and_the_rerun_resumes(tmp_path):
         assert time.monotonic() < deadline, "no backup in 300 s"
         time.sleep(0.02)
     assert proc.poll() is None, "the run ended before it could be interrupted"
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signum)
     _, stderr = proc.communicate(timeout=120)
-    assert proc.returncode == 130, stderr[-2000:]
+    assert proc.returncode == 128 + signum, stderr[-2000:]
     last = stderr.strip().splitlines()[-1]
-    assert last.startswith("interrupted: ") and ".backup" in last, last
+    by = "" if signum == signal.SIGINT else " by SIGTERM"
+    assert last.startswith(f"interrupted{by}: ") and ".backup" in last, last
     assert "run the same command again to resume" in last
     assert "Traceback" not in stderr
     leftovers = [p.name for p in (run / ".backup").rglob(".*")]
     assert not leftovers, leftovers  # no half-written temporary file
+    if signum == signal.SIGTERM:
+        return  # the backup is the same as Ctrl-C's, and resumed below
 
     resumed = run_main(tmp_path, *command)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
@@ -167,26 +175,23 @@ def test_ctrl_c_stops_with_one_line_and_the_rerun_resumes(tmp_path):
     assert metrics["train_seconds"] == pytest.approx(sum(seconds))
 
 
-def _idx(path, array, magic):
-    header = magic.to_bytes(4, "big") + b"".join(
-        d.to_bytes(4, "big") for d in array.shape
-    )
-    with gzip.open(path, "wb") as f:
-        f.write(header + array.astype(np.uint8).tobytes())
-
-
-def _mnist_folder(folder, train_labels):
+def _mnist_folder(folder, train_labels, test_labels=None, test_size=28):
     from tf_distill.data import idx
 
     folder.mkdir()
     rng = np.random.default_rng(0)
-    for split, labels in (("train", train_labels), ("t10k", np.arange(20) % 10)):
-        _idx(
+    if test_labels is None:
+        test_labels = np.arange(20) % 10
+    for split, labels, size in (
+        ("train", train_labels, 28),
+        ("t10k", test_labels, test_size),
+    ):
+        write_idx(
             folder / f"{split}-images-idx3-ubyte.gz",
-            rng.integers(0, 256, (len(labels), 28, 28)),
+            rng.integers(0, 256, (len(labels), size, size)),
             idx.IMAGES_MAGIC,
         )
-        _idx(folder / f"{split}-labels-idx1-ubyte.gz", labels, idx.LABELS_MAGIC)
+        write_idx(folder / f"{split}-labels-idx1-ubyte.gz", labels, idx.LABELS_MAGIC)
     return folder
 
 
@@ -196,7 +201,15 @@ def _teacher_files(tmp_path):
     folder = tmp_path / "saved_model"
     (folder / "variables").mkdir(parents=True)
     (folder / "saved_model.pb").write_bytes(b"")
-    return corrupt, folder
+    softmax = tmp_path / "softmax.keras"
+    keras.Sequential(
+        [
+            keras.Input((8, 8, 1)),
+            keras.layers.Flatten(),
+            keras.layers.Dense(10, activation="softmax"),
+        ]
+    ).save(softmax)
+    return {"corrupt": corrupt, "saved_model": folder, "softmax": softmax}
 
 
 @pytest.mark.parametrize(
@@ -209,6 +222,13 @@ def _teacher_files(tmp_path):
         ("missing_file", "IDX file not found: "),
         ("corrupt_teacher", "corrupt.keras is not a Keras model file Keras can load"),
         ("saved_model_teacher", "saved_model is a folder (a SavedModel?)"),
+        ("softmax_teacher", "softmax.keras gives probabilities, not logits"),
+        ("teacher_path_to_teacher_mode", "--model=teacher trains its own teacher"),
+        ("workdir_in_a_file", "a_file is a file, not a folder"),
+        ("seed", "config.seed=-1: expected an integer in [0, 2**32)"),
+        ("translate", "config.augment.translate=8: a shift of the image's own size"),
+        ("test_shape", "the test images are 27x27x1 but the training images 28x28x1"),
+        ("empty_test", "the test split holds no images"),
         ("digits_with_data_dir", "config.data_dir='.' would be ignored"),
         ("huge_batch", "config.batch_size=5000 is larger than the 1293 training"),
     ],
@@ -218,25 +238,39 @@ def test_bad_data_and_teachers_fail_before_any_work(
 ):
     """In-process (main.py turns these errors into one line, tests/test_main.py)."""
     monkeypatch.chdir(tmp_path)
-    mode = "student"
-    if case in ("label_200", "missing_file"):
+    mode, workdir = "student", "run"
+    if case in ("label_200", "missing_file", "test_shape", "empty_test"):
         labels = np.arange(50) % 10
         if case == "label_200":
             labels[3] = 200
-        folder = _mnist_folder(tmp_path / "mnist", labels)
+        folder = _mnist_folder(
+            tmp_path / "mnist",
+            labels,
+            test_labels=np.arange(0 if case == "empty_test" else 20) % 10,
+            test_size=27 if case == "test_shape" else 28,
+        )
         if case == "missing_file":
             (folder / "t10k-labels-idx1-ubyte.gz").unlink()
         tiny_config.dataset, tiny_config.data_dir = "mnist", str(folder)
-    elif case in ("corrupt_teacher", "saved_model_teacher"):
-        corrupt, folder = _teacher_files(tmp_path)
+    elif case == "workdir_in_a_file":
+        (tmp_path / "a_file").write_text("")
+        workdir = "a_file/run"
+    elif case == "teacher_path_to_teacher_mode":
+        mode, tiny_config.teacher_path = "teacher", "/a/teacher.keras"
+    elif case.endswith("_teacher"):
         mode = "distilling"
-        tiny_config.teacher_path = str(corrupt if case == "corrupt_teacher" else folder)
+        teacher = _teacher_files(tmp_path)[case.removesuffix("_teacher")]
+        tiny_config.teacher_path = str(teacher)
+    elif case == "seed":
+        tiny_config.seed = -1
+    elif case == "translate":
+        tiny_config.augment.translate = 8  # digits are 8x8
     elif case == "digits_with_data_dir":
         tiny_config.data_dir = "."
     else:
         tiny_config.batch_size = 5000
     with pytest.raises((ValueError, FileNotFoundError)) as error:
-        run_in(tmp_path, tiny_config, mode, "run")
+        run_in(tmp_path, tiny_config, mode, workdir)
     assert message in str(error.value)
     assert not (tmp_path / "run").exists()
 
@@ -247,6 +281,15 @@ def test_bad_data_and_teachers_fail_before_any_work(
         (None, "config file 'c.py' not found"),
         ("x = 1\n", "config file 'c.py' defines no get_config()"),
         ("def get_config(:\n", "config file 'c.py' is not valid Python line 1"),
+        (
+            "def get_config():\n    raise RuntimeError('boom')\n",
+            "the config raised RuntimeError: boom (c.py line 2)",
+        ),
+        (
+            "import ml_collections\n\ndef get_config():\n    return "
+            "ml_collections.ConfigDict({'task': 'classifier', 'name': 'c'})\n",
+            "key(s) a classifier config has: config.augment, config.batch_size, ",
+        ),
     ],
 )
 def test_a_bad_config_file_is_one_line(tmp_path, text, message):
@@ -258,6 +301,22 @@ def test_a_bad_config_file_is_one_line(tmp_path, text, message):
         message in proc.stderr.strip().splitlines()[-1]
     ), proc.stderr[-1000:]
     assert "Traceback" not in proc.stderr
+
+
+def test_every_shipped_config_has_every_key_of_its_task():
+    """What main.py checks of a user's config holds for ours."""
+    import importlib
+    import pathlib
+
+    import configs
+
+    for path in sorted(pathlib.Path(configs.__file__).parent.glob("*.py")):
+        if path.stem != "__init__":
+            config = importlib.import_module(f"configs.{path.stem}").get_config()
+            assert configs.missing_keys(config) == [], path.name
+    config = importlib.import_module("configs.default").get_config()
+    del config.distill.dkd
+    assert configs.missing_keys(config) == ["config.distill.dkd"]
 
 
 def test_a_one_class_image_folder_is_refused(tmp_path):
@@ -327,3 +386,40 @@ def test_the_terminal_shows_our_lines_and_where_the_results_are(tmp_path):
     assert os.path.join("runs", "default", "distilling", "saved_model") in summary
     assert "tensorboard --logdir " + os.path.join("tensorboard", "default") in summary
     assert "Distillation" in summary or "No gain" in summary
+
+
+@pytest.mark.parametrize("mode", ["distilling", "sweep"])
+def test_a_teacher_trained_on_other_data_teaches_no_student(
+    tiny_config, idx_folder, tmp_path, mode
+):
+    """MNIST and Fashion-MNIST have the same shapes: only the run's record of its
+    data tells a teacher of one from a teacher of the other."""
+    other = tmp_path / "other"
+    shutil.copytree(idx_folder, other)  # the same files elsewhere: another source
+    tiny_config.dataset, tiny_config.data_dir = "idx", str(idx_folder)
+    tiny_config.labeled_fraction, tiny_config.batch_size = 1.0, 16
+    run_in(tmp_path, tiny_config, "teacher", "run")
+    tiny_config.data_dir = str(other)
+    with pytest.raises(ValueError, match=r"teacher/model.keras was trained on idx:"):
+        run_in(tmp_path, tiny_config, mode, "run")
+    assert not (tmp_path / "run" / "distilling").exists()
+
+
+def test_a_corrupt_metrics_file_is_named(tiny_config, idx_folder, tmp_path):
+    tiny_config.dataset, tiny_config.data_dir = "idx", str(idx_folder)
+    tiny_config.labeled_fraction, tiny_config.batch_size = 1.0, 16
+    run_in(tmp_path, tiny_config, "teacher", "run")
+    metrics = tmp_path / "run" / "teacher" / "metrics.json"
+    metrics.write_text(metrics.read_text()[:40])
+    with pytest.raises(ValueError, match=r"metrics.json is not valid JSON"):
+        run_in(tmp_path, tiny_config, "distilling", "run")
+
+
+def test_a_validation_split_too_small_to_steer_is_said(
+    tiny_config, idx_folder, tmp_path, caplog
+):
+    tiny_config.dataset, tiny_config.data_dir = "idx", str(idx_folder)
+    tiny_config.labeled_fraction, tiny_config.batch_size = 1.0, 16
+    with caplog.at_level("WARNING", logger="absl"):
+        run_in(tmp_path, tiny_config, "teacher", "run")
+    assert "The validation split holds 5 images for 10 classes" in caplog.text

@@ -146,3 +146,27 @@ def test_distilling_on_cached_views_says_so_and_bad_settings_are_refused(
     set_key(config, "distill.cache_teacher_logits", False)
     with pytest.raises(ValueError, match="config.distill.cache_top_k=3: nothing is"):
         checks.validate(config)
+
+
+def test_views_the_epochs_cannot_show_or_memory_cannot_hold_are_refused(
+    tiny_config, tmp_path, monkeypatch
+):
+    from tf_distill.tasks.classifier import checks, data_checks
+
+    set_key(tiny_config, "augment.translate", 1)
+    set_key(tiny_config, "distill.cached_views", 3)  # the student trains 2 epochs
+    with pytest.raises(ValueError, match="cached_views=3: each epoch shows one view"):
+        checks.validate(tiny_config)
+
+    # 1,293 images x 2 views x (10 logits + 7 parameters) x 4 bytes = 175,848 bytes.
+    from tf_distill.teacher import cache
+
+    assert cache.views_bytes(1293, 2, 10, "float32", 0) == 175_848
+    assert cache.views_bytes(1293, 2, 10, "float16", 3) == 1293 * 2 * (8 + 6 + 28)
+    set_key(tiny_config, "distill.cached_views", 2)
+    monkeypatch.setattr(data_checks, "free_memory", lambda: 300_000)
+    with pytest.raises(
+        ValueError, match=r"would take 0.2 MB .* over half the 0.3 MB free"
+    ):
+        run_mode(tiny_config, tmp_path)
+    assert not (tmp_path / "w").exists()

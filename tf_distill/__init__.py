@@ -3,7 +3,8 @@
 Train a teacher, train a student alone, distil the teacher into the student, compare
 the three and export the student for serving.
 
-- Command line: `python main.py --model=...` runs `tf_distill.experiment.run`.
+- Command line: `tf-distill --model=...` (or `python main.py`, `python -m
+  tf_distill`; tf_distill/cli.py) runs `tf_distill.experiment.run`.
 - Python: `tf_distill.distill(teacher=..., student=..., train_data=..., epochs=...)`
   distils your own Keras models on your own tf.data pipeline (tf_distill/api.py).
 """

@@ -23,10 +23,11 @@ import tempfile
 import keras
 import tensorflow as tf
 
+from tf_distill import api_checks
 from tf_distill.distillation import methods
 from tf_distill.distillation.distiller import Distiller
 from tf_distill.teacher import stream
-from tf_distill.training import fitting
+from tf_distill.training import fitting, resume
 
 
 @dataclasses.dataclass
@@ -92,10 +93,18 @@ def distill(
         A `DistillResult`; `result.student` is `student`, trained.
 
     Raises:
-        ValueError: models that do not match, or data that is infinite, empty or
-            not `(x, y)` batches.
+        ValueError: before any training, naming the argument: models that do not
+            match or share weights, a teacher that gives probabilities (remove
+            its softmax), data that is not a finite tf.data.Dataset of `(x, y)`
+            batches fitting both models (integer labels in range).
+        resume.TrainingDiverged (a ValueError): the loss became NaN or infinite
+            (lower the optimizer's learning rate); the student is then garbage.
     """
-    _check_pair(teacher, student)
+    api_checks.check_models(teacher, student)
+    api_checks.check_epochs(epochs)
+    api_checks.check_data(train_data, "train_data", teacher, student)
+    if validation_data is not None:
+        api_checks.check_data(validation_data, "validation_data", teacher, student)
     if method is None:
         method = methods.KD(temperature=temperature, alpha=alpha)
     with contextlib.ExitStack() as stack:
@@ -166,7 +175,10 @@ def _fit(
         validation_data=val,
         epochs=epochs,
         steps_per_epoch=None if teacher is None else steps_per_epoch,
-        callbacks=callbacks,
+        callbacks=[
+            *(callbacks or []),
+            resume.StopOnNaN("student", steps_per_epoch, "learning rate (optimizer=)"),
+        ],
         verbose=verbose,
     )
 
@@ -203,20 +215,6 @@ def _batches(
         )
         val, seconds = stream.read(saved), seconds + saved.seconds
     return train_ds, train.steps(), val, seconds
-
-
-def _check_pair(teacher, student):
-    for name, model in (("teacher", teacher), ("student", student)):
-        if not isinstance(model, keras.Model):
-            raise ValueError(
-                f"{name} must be a keras.Model, got {type(model).__name__}"
-            )
-    t_out, s_out = teacher.output_shape, student.output_shape
-    if t_out[-1] != s_out[-1]:
-        raise ValueError(
-            f"The teacher has {t_out[-1]} outputs and the student {s_out[-1]}: "
-            "both must give logits over the same classes"
-        )
 
 
 def _count_batches(dataset) -> int:

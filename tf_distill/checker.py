@@ -31,6 +31,24 @@ class Checker:
         value = self.get(key)
         self.check(is_int(value) and value > 0, key, "expected a positive integer")
 
+    def one_of(self, key: str, valid) -> None:
+        self.check(self.get(key) in valid, key, f"expected one of {', '.join(valid)}")
+
+    def seed(self, key: str) -> None:
+        """What NumPy and TensorFlow take as a seed (TensorFlow's own message for
+        -1 names no key)."""
+        value = self.get(key)
+        self.check(
+            is_int(value) and 0 <= value < 2**32,
+            key,
+            "expected an integer in [0, 2**32)",
+        )
+
+    def positive_number(self, key: str) -> None:
+        """A finite number > 0 (inf and NaN compare as numbers, and then diverge)."""
+        value = self.get(key)
+        self.check(is_number(value) and value > 0, key, "expected a finite number > 0")
+
 
 def is_int(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)

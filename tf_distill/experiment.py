@@ -56,7 +56,22 @@ def run(
             f"{', '.join(task.modes)}"
         )
     task.validate(config)
-    return task.modes[mode](config, run_dir_of(workdir, tensorboard_dir))
+    run_dir = run_dir_of(workdir, tensorboard_dir)
+    check_writable(run_dir.root, "--workdir")
+    check_writable(run_dir.tensorboard, "the TensorBoard folder")
+    return task.modes[mode](config, run_dir)
+
+
+def check_writable(path: str, what: str) -> None:
+    """Refuses a folder that cannot be made or written: `path` or a parent is a
+    file, or the nearest existing folder is not writable by this user."""
+    existing = os.path.abspath(path)
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise ValueError(f"{what} {path}: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(f"{what} {path}: {existing} is not writable by this user")
 
 
 def task_of(config: ml_collections.ConfigDict) -> tasks.Task:

@@ -1,6 +1,7 @@
 """Keeping TensorFlow's chatter off the terminal: only tf-distill's own logs show.
 
-Imports nothing heavy, so main.py can use it before TensorFlow loads.
+Imports nothing heavy, so the command line (cli.py) can use it before TensorFlow
+loads.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ def stderr_silenced(silenced: bool = True):
 
 
 class OursOnly(logging.Filter):
-    """Passes warnings and errors, and the info lines of tf-distill and main.py;
+    """Passes warnings and errors, and the info lines of tf-distill (and `also`);
     drops TensorFlow's info lines (saver timings, fingerprints, assets)."""
 
     def __init__(self, *also: str):

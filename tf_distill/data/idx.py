@@ -1,5 +1,7 @@
-"""IDX files: the four gzip files of MNIST and Fashion-MNIST, read with their
-headers checked, so a wrong, truncated or mismatched file fails naming it."""
+"""IDX files: the four files of MNIST and Fashion-MNIST, gzipped as they ship or
+uncompressed (the same names without .gz, as some mirrors and archives give them),
+read with their headers checked, so a wrong, truncated or mismatched file fails
+naming it."""
 
 from __future__ import annotations
 
@@ -23,7 +25,11 @@ LABELS_MAGIC = 2049  # 0x00000801: unsigned bytes, 1 dimension
 def has_files(folder: str) -> bool:
     """Whether `folder` holds any of the four files: then it is read as IDX, and a
     missing one is named rather than the folder taken for something else."""
-    return any(os.path.exists(os.path.join(folder, f)) for f in FILES.values())
+    return any(
+        os.path.exists(os.path.join(folder, name))
+        for f in FILES.values()
+        for name in (f, f.removesuffix(".gz"))
+    )
 
 
 def load_folder(folder: str):
@@ -60,14 +66,21 @@ def load_folder(folder: str):
 
 
 def read(path: str, expected_magic: int) -> np.ndarray:
-    """Reads one gzip-compressed IDX file of unsigned bytes, checking its header."""
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"IDX file not found: {path}")
-    try:
-        with gzip.open(path, "rb") as f:
+    """Reads one IDX file of unsigned bytes, checking its header: `path` (.gz),
+    or the uncompressed file of that name without .gz."""
+    plain = path.removesuffix(".gz")
+    if not os.path.exists(path) and plain != path and os.path.exists(plain):
+        with open(plain, "rb") as f:
             raw = f.read()
-    except (OSError, EOFError) as e:  # not gzip, or truncated
-        raise ValueError(f"{path}: cannot decompress ({e})") from e
+        path = plain
+    elif not os.path.exists(path):
+        raise FileNotFoundError(f"IDX file not found: {path}")
+    else:
+        try:
+            with gzip.open(path, "rb") as f:
+                raw = f.read()
+        except (OSError, EOFError) as e:  # not gzip, or truncated
+            raise ValueError(f"{path}: cannot decompress ({e})") from e
     if len(raw) < 8:
         raise ValueError(f"{path}: only {len(raw)} bytes, too short for an IDX header")
     magic = int.from_bytes(raw[:4], "big")

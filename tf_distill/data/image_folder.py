@@ -54,9 +54,16 @@ def class_names(folder: str) -> tuple[str, ...]:
     for name in names:
         class_dir = os.path.join(folder, name)
         if not any(f.lower().endswith(IMAGE_EXTENSIONS) for f in os.listdir(class_dir)):
+            deeper = _image_paths(class_dir)
+            where = ""
+            if deeper:
+                sub = os.path.relpath(os.path.dirname(deeper[0]), folder)
+                where = (
+                    f"; its sub-folder {sub} does: a class's images sit in its folder"
+                )
             raise ValueError(
                 f"Class folder {class_dir} holds no images "
-                f"({', '.join(IMAGE_EXTENSIONS)})"
+                f"({', '.join(IMAGE_EXTENSIONS)}){where}"
             )
     return names
 

@@ -129,6 +129,7 @@ def load(spec: DataSpec) -> Splits:
         x_train, y_train, x_test, y_test, names = _load_tfds(name, data_dir)
         scale, source = 255.0, f"tfds:{name}"
 
+    _check_splits(x_train, y_train, x_test, y_test, source)
     num_classes = int(max(y_train.max(), y_test.max())) + 1
     class_names = names or CLASS_NAMES.get(name)  # a tfds ClassLabel's, or known
     if class_names:
@@ -151,6 +152,20 @@ def load(spec: DataSpec) -> Splits:
         class_names=class_names,
         source=source,
     )
+
+
+def _check_splits(x_train, y_train, x_test, y_test, source: str) -> None:
+    """Both splits hold images, of one shape: caught here, not after the teacher
+    has trained (the test split is first read at its end)."""
+    for split, y in (("training", y_train), ("test", y_test)):
+        if not len(y):
+            raise ValueError(f"{source}: the {split} split holds no images")
+    if x_train.shape[1:] != x_test.shape[1:]:
+        raise ValueError(
+            f"{source}: the test images are {'x'.join(map(str, x_test.shape[1:]))} "
+            f"but the training images {'x'.join(map(str, x_train.shape[1:]))}; "
+            "both splits must hold images of one size"
+        )
 
 
 def check_labels(y_train, y_test, num_classes: int, *, source: str) -> None:

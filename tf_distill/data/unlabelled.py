@@ -119,6 +119,15 @@ def distillation_set(splits, transfer: str | np.ndarray | None):
     return images, np.concatenate([splits.y_train, unlabeled])
 
 
+def distillation_size(splits, transfer: str | np.ndarray | None) -> int:
+    """len(distillation_set(splits, transfer)[1]), without building it."""
+    if transfer is None:
+        return len(splits.y_train)
+    if isinstance(transfer, str):
+        transfer = _withheld(splits)
+    return len(splits.y_train) + len(transfer)
+
+
 def _withheld(splits) -> np.ndarray:
     if splits.x_unlabeled is None:
         return splits.x_train[:0]

@@ -12,12 +12,14 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import os
+import tempfile
 from collections.abc import Sequence
 
 import keras
 import tensorflow as tf
 
 from tf_distill import imports
+from tf_distill.outputs import files
 
 
 def mlp(inputs, *, layers: Sequence[int], dropout: float):
@@ -199,12 +201,22 @@ def _build_imported(arch, input_shape, num_classes, input_scale):
     options = {}
     if "input_scale" in inspect.signature(builder).parameters:
         options["input_scale"] = float(input_scale)
-    model = builder(tuple(input_shape), int(num_classes), **options)
+    try:
+        model = builder(tuple(input_shape), int(num_classes), **options)
+    except Exception as e:  # the user's code: say whose, and what a builder is
+        raise ValueError(
+            f"Model builder {arch!r} raised {type(e).__name__}: {e} (a builder is "
+            "f(input_shape, num_classes, *, input_scale=...) returning a "
+            "keras.Model)"
+        ) from None
     if not isinstance(model, keras.Model):
         raise ValueError(
             f"Model builder {arch!r} returned {type(model).__name__}, not a keras.Model"
         )
     check_fits(model, input_shape=input_shape, num_classes=num_classes, path=arch)
+    with tempfile.TemporaryDirectory() as folder:  # before it trains, not after
+        path = os.path.join(folder, "model.keras")
+        files.save_keras(model, path, what=f"Model builder {arch!r}'s model")
     return model
 
 
@@ -233,6 +245,12 @@ def check_fits(
         raise ValueError(
             f"Model {path} maps {got_in} -> {got_out}, but the data needs "
             f"{want_in} -> {want_out}"
+        )
+    dtype = str(model.outputs[0].dtype)
+    if "float" not in dtype:  # no gradient flows through integer outputs
+        raise ValueError(
+            f"Model {path} outputs {dtype}; logits are floating point (a cast or "
+            "argmax at its end?)"
         )
 
 

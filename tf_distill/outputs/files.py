@@ -25,8 +25,13 @@ def write_json(path: str, obj) -> None:
 
 
 def read_json(path: str):
+    """The JSON in `path`; a file that is not JSON (truncated, edited) is a
+    ValueError naming it."""
     with open(path, encoding="utf-8") as f:
-        return json.load(f)
+        try:
+            return json.load(f)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path} is not valid JSON ({e})") from None
 
 
 def write_text(path: str, text: str) -> None:
@@ -35,10 +40,28 @@ def write_text(path: str, text: str) -> None:
             f.write(text)
 
 
-def save_keras(model: keras.Model, path: str) -> None:
-    """`model.save(path)` (a .keras file), atomically."""
+def save_keras(model: keras.Model, path: str, what: str | None = None) -> None:
+    """`model.save(path)` (a .keras file), atomically, and only once Keras has
+    loaded it back (safe_mode): a model with a layer Keras cannot rebuild (a
+    custom layer not registered as serializable) saves without complaint and
+    then never loads, so the run would end well and leave nothing usable.
+
+    Raises:
+        ValueError: the saved file does not load, naming the model (`what`, by
+            default its name and `path`) and why.
+    """
     with replacing_file(path, suffix=".keras") as tmp:
         model.save(tmp)
+        try:
+            keras.models.load_model(tmp, compile=False)
+        except Exception as e:
+            reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+            raise ValueError(
+                f"{what or f'{model.name} ({path})'} cannot be loaded back from a "
+                f".keras file ({type(e).__name__}: {reason[:160]}); a custom layer "
+                "must be registered with @keras.saving.register_keras_serializable() "
+                "and implement get_config()"
+            ) from None
 
 
 @contextlib.contextmanager

@@ -32,6 +32,7 @@ TEACHER, STUDENT, DISTILLED = "teacher", "student", "distilling"
 SHIPPED = (TEACHER, STUDENT, DISTILLED)  # the models that get exports
 SWEEP = "sweep"
 _SEED = re.compile(r"^(?P<base>.+)_seed(?P<seed>-?\d+)$")
+_ROUND = re.compile(rf"^{DISTILLED}_steps(?P<steps>\d+)$")
 _GENERATION = re.compile(rf"^{DISTILLED}_gen(?P<generation>\d+)$")
 
 
@@ -39,6 +40,12 @@ def round_name(steps: int) -> str:
     """The folder of the diffusion task's progressive-distillation round whose
     student samples in `steps` steps."""
     return f"{DISTILLED}_steps{steps}"
+
+
+def steps_of_round(name: str) -> int | None:
+    """The step count of a `round_name`; None for any other name."""
+    match = _ROUND.match(name)
+    return int(match["steps"]) if match else None
 
 
 def generation_base(generation: int) -> str:

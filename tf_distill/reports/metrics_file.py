@@ -27,11 +27,13 @@ def describe(
     train_examples: int,
     strategy,
     fingerprint: str,
+    config: dict | None = None,
 ) -> dict:
     """metrics.json's fields but for the method and the exports' sizes."""
     metrics = {
         "model": key.name,
         "config_fingerprint": fingerprint,
+        "config": config,  # whose keys a rerun with another config names
         "seed": seed,
         "test_accuracy": selection.kept.accuracy,
         "test_loss": selection.kept.loss,

@@ -197,7 +197,7 @@ def _markdown(report):
         + "\n".join(rows)
         + "\n\nDistilled student minus student alone, same seed: "
         f"{report['distilled_minus_student_accuracy'] * 100:+.2f} points "
-        f"(per seed: {per_seed}). {_gap_sentence(report)}\n\n"
+        f"(per seed: {per_seed}). {gap_sentence(report)}\n\n"
         f"**{report['verdict']}**\n"
     )
 
@@ -216,7 +216,7 @@ def _method_text(method: dict) -> str:
     return ", ".join(parts)
 
 
-def _gap_sentence(report):
+def gap_sentence(report):
     """The share of the teacher's lead that distillation recovered, in words."""
     if report["gap_recovered"] is None:
         return (

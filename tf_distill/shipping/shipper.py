@@ -28,14 +28,13 @@ class Shipping:
         self.state = state  # resume.RunState
 
     def reuse(self, key: ModelKey, *, ship: bool, load_model: bool = True):
-        """(model or None, metrics) of a model an interrupted run had trained:
-        exported now if the interruption came before its export finished."""
+        """(model or None, metrics) of a model an earlier run finished, or an
+        interrupted one trained: exported now if the interruption came before
+        its export finished."""
         paths = self.run_dir.model(key)
         metrics = files.read_json(paths.metrics)
         if self.state.finished(key.name):
-            logging.info(
-                "%s was finished before the interruption; reusing it", key.name
-            )
+            logging.info("%s is finished; reusing it", key.name)
             model = (
                 architectures.load(paths.keras, self.strategy) if load_model else None
             )

@@ -4,6 +4,9 @@ data, the run directory's lock and the state a crashed run resumes from."""
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
+import os
 from collections.abc import Callable
 
 import keras
@@ -14,6 +17,7 @@ from absl import logging
 from tf_distill.data import sources
 from tf_distill.outputs import files
 from tf_distill.outputs.rundir import RunDir
+from tf_distill.tasks import rerun
 from tf_distill.training import distribute, resume
 
 
@@ -30,6 +34,37 @@ def data_spec(config: ml_collections.ConfigDict) -> sources.DataSpec:
     )
 
 
+def config_fingerprint(config: ml_collections.ConfigDict) -> str:
+    """12 hex digits identifying the resolved config (its name and
+    `finished` aside): every model's metrics.json carries its run's, so models
+    of different runs are told apart (reports, tasks/rerun.py)."""
+    values = {
+        k: v for k, v in config.to_dict().items() if k not in ("name", "finished")
+    }
+    text = json.dumps(values, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def config_dict(config: ml_collections.ConfigDict) -> dict:
+    """The config as metrics.json records it (JSON's types: tuples as lists)."""
+    return json.loads(json.dumps(config.to_dict(), default=str))
+
+
+def check_trained_on(metrics_path: str, name: str, splits) -> None:
+    """Refuses a model whose run's metrics.json says it was trained on other data
+    than `splits` (same shapes, other images: MNIST and Fashion-MNIST would pass
+    every shape check and teach a useless student). A model without one (a user's
+    own .keras file) is not checked."""
+    if not os.path.isfile(metrics_path):
+        return
+    source = files.read_json(metrics_path).get("data", {}).get("source")
+    if source is not None and source != splits.source:
+        raise ValueError(
+            f"{name} was trained on {source}, but this --config names "
+            f"{splits.source}: pass the config it was trained with"
+        )
+
+
 class RunContext:
     """What a mode works in, set up in this order on entry:
 
@@ -41,8 +76,9 @@ class RunContext:
        (`prepare(data, strategy)`, which may also load models): bad data or a
        model that does not fit fails here, before anything is written;
     4. the output folders (a worker's own under several workers), the lock (a
-       second run on the folder exits, naming this one's process) and the run
-       state a crashed run resumes from.
+       second run on the folder exits, naming this one's process), what to do
+       with the finished models already there (`rerun_rules`, tasks/rerun.py)
+       and the run state a crashed run resumes from.
 
     A context that ends well writes config.json and removes the crash backups; one
     that fails or is interrupted leaves the last finished run's config.json, never
@@ -57,18 +93,24 @@ class RunContext:
         *,
         load_data: Callable,
         prepare: Callable | None = None,
+        rerun_rules: rerun.Rules | None = None,
+        fingerprint: str | None = None,
     ):
         self.config = config
         self.run_dir = run_dir
         self.mode = mode
         self._load_data = load_data
         self._prepare = prepare
+        self._rerun = rerun_rules
+        self._fingerprint = fingerprint
         self._stack = contextlib.ExitStack()
 
     def __enter__(self) -> RunContext:
         config = self.config
         with self._stack as stack:
-            self.strategy = distribute.make_strategy(config.strategy)
+            self.strategy = distribute.make_strategy(
+                config.strategy, config.distribute.connect_timeout
+            )
             distribute.check_batch_size(config.batch_size, self.strategy)
             stack.enter_context(_runtime(config))
             self.data = self._load_data(config)
@@ -82,8 +124,22 @@ class RunContext:
             )
             self.run_dir = RunDir(root, tensorboard)
             stack.enter_context(files.locked(root))  # one run per folder at a time
+            reused = []
+            if self._rerun is not None:  # the finished models: reuse, refuse, replace
+                settings = config.to_dict()
+                if distribute.several_workers(self.strategy):
+                    # Every worker must train the same models (their steps are
+                    # collective) and only the chief sees the run directory: all
+                    # train every model again, as "replace" does.
+                    settings["finished"] = rerun.REPLACE
+                reused = rerun.plan(
+                    self.run_dir, settings, self._fingerprint, self._rerun
+                )
             self.state = resume.RunState(
-                self.run_dir.backup_root, config=config.to_dict(), mode=self.mode
+                self.run_dir.backup_root,
+                config=config.to_dict(),
+                mode=self.mode,
+                finished=reused,
             )
             self._stack = stack.pop_all()
         return self

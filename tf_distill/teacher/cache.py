@@ -30,6 +30,19 @@ def teacher_logits(
     return np.asarray(teacher.predict(ds, verbose=0)).astype(dtype)
 
 
+def views_bytes(
+    images: int, views_per_image: int, num_classes: int, dtype: str, top_k: int
+) -> int:
+    """What cached views hold in memory (and about as much on disk): each view's
+    logits (or top-k values and int16 classes) and its parameters (views.PARAMS)."""
+    item = np.dtype(dtype).itemsize
+    if 0 < top_k < num_classes:
+        logits = (top_k + 1) * item + top_k * 2
+    else:
+        logits = num_classes * item
+    return images * views_per_image * (logits + len(views.PARAMS) * 4)
+
+
 def compact(logits: np.ndarray, top_k: int) -> np.ndarray | topk.TopK:
     """`logits` kept to their `top_k` largest (topk.TopK); as they are when top_k
     is 0 or covers every class."""

@@ -30,6 +30,7 @@ import numpy as np
 from absl import logging
 
 from tf_distill.outputs import files
+from tf_distill.training import interrupt
 
 SHARD = 8192  # rows per file
 _PROGRESS_SECONDS = 10.0  # how often a long pass says how far it is
@@ -130,6 +131,7 @@ def _fill(folder, count, shard, compute, what) -> float:
         rows = compute(start, stop)
         with files.replacing_file(_shard_path(folder, start), suffix=".npz") as tmp:
             np.savez(tmp, **rows)
+        interrupt.check()  # the shard is kept: a rerun resumes after it
         done += stop - start
         now = time.perf_counter()
         if now - last_said >= _PROGRESS_SECONDS and done < todo:

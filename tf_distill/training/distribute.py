@@ -16,10 +16,12 @@ import shutil
 
 import tensorflow as tf
 
+from tf_distill.training import interrupt, peers
+
 STRATEGIES = ("auto", "mirrored", "multi_worker", "one_device")
 
 
-def make_strategy(name: str) -> tf.distribute.Strategy:
+def make_strategy(name: str, connect_timeout: float = 300.0) -> tf.distribute.Strategy:
     """The `tf.distribute` strategy that `config.strategy` names.
 
     - `auto`: MirroredStrategy when more than one GPU is visible, else the default.
@@ -27,7 +29,9 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
       logical CPU device (one unless split with
       `tf.config.set_logical_device_configuration`, as the tests do).
     - `multi_worker`: MultiWorkerMirroredStrategy; the cluster comes from the
-      `TF_CONFIG` environment variable.
+      `TF_CONFIG` environment variable. Its workers are first waited for, at
+      most `connect_timeout` seconds (peers.py: TensorFlow's own wait cannot be
+      stopped or timed out).
     - `one_device`: OneDeviceStrategy on the first GPU, else the CPU.
     """
     if name == "multi_worker":
@@ -37,7 +41,13 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
                 "variable describing the cluster (see the README's multi-worker "
                 "section)"
             )
-        return _reduce_nested(tf.distribute.MultiWorkerMirroredStrategy())
+        peers.wait_for_peers(connect_timeout)
+        with peers.guarded(connect_timeout):
+            strategy = tf.distribute.MultiWorkerMirroredStrategy()
+        # TensorFlow's preemption notifier took SIGTERM over: ours again, so that
+        # a scheduler's SIGTERM stops the run and keeps its backup.
+        interrupt.reinstall()
+        return _reduce_nested(strategy)
     if name == "auto":
         gpus = tf.config.list_logical_devices("GPU")
         if len(gpus) > 1:
@@ -104,11 +114,17 @@ def check_batch_size(batch_size: int, strategy: tf.distribute.Strategy) -> None:
         )
 
 
+def several_workers(strategy: tf.distribute.Strategy) -> bool:
+    """True for a multi-worker cluster (TF_CONFIG naming more than this task)."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    return resolver is not None and bool(resolver.cluster_spec().as_dict())
+
+
 def is_chief(strategy: tf.distribute.Strategy) -> bool:
     """True unless this process is a non-chief worker of a multi-worker cluster."""
-    resolver = getattr(strategy, "cluster_resolver", None)
-    if resolver is None or not resolver.cluster_spec().as_dict():
+    if not several_workers(strategy):
         return True
+    resolver = strategy.cluster_resolver
     task_type, task_id = resolver.task_type, resolver.task_id
     if task_type == "chief":
         return True

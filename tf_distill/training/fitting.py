@@ -21,7 +21,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from tf_distill.training import progress, resume
+from tf_distill.training import interrupt, progress, resume
 
 
 @dataclasses.dataclass(frozen=True)
@@ -134,7 +134,8 @@ def fit(
         ),
         resume.StopOnNaN(name, steps_per_epoch, learning_rate_key),
         best,
-        *_backups(backup_dir, history),
+        *_backups(backup_dir, history, start_epoch),
+        interrupt.Stop(),  # last: after the epoch's backup
     ]
     logging.info("Training %s for up to %d epochs", name, epochs)
     try:
@@ -163,11 +164,13 @@ def fit(
     )
 
 
-def _backups(backup_dir, history):
-    """The logs, then the weights and optimizer, backed up after every epoch: in
-    this order, so a crash between the two leaves the history ahead, never behind."""
+def _backups(backup_dir, history, start_epoch):
+    """The logs and random-number state, then the weights and optimizer, backed up
+    after every epoch: in this order, so a crash between them leaves the history
+    ahead, never behind."""
     return [
         resume.HistoryBackup(backup_dir, history),
+        resume.SeedBackup(backup_dir, start_epoch),
         keras.callbacks.BackupAndRestore(
             backup_dir, double_checkpoint=True, delete_checkpoint=False
         ),

@@ -14,6 +14,7 @@ from tf_distill.checker import Checker, is_int, is_number
 from tf_distill.data import augment
 from tf_distill.distillation import registry
 from tf_distill.models import architectures
+from tf_distill.tasks import rerun
 from tf_distill.tasks.classifier import distill_checks
 from tf_distill.training.distribute import STRATEGIES
 
@@ -52,7 +53,8 @@ def _data_and_seeds(c: Checker, config: ml_collections.ConfigDict) -> None:
         "data.skip_bad_files",
         "expected True/False",
     )
-    c.check(isinstance(config.seed, int), "seed", "expected an integer")
+    c.seed("seed")
+    c.seed("split_seed")
     c.check(
         isinstance(config.deterministic, bool), "deterministic", "expected True/False"
     )
@@ -182,6 +184,8 @@ def _outputs(c: Checker, config: ml_collections.ConfigDict) -> None:
         "expected (height, width), both positive",
     )
     c.positive_int("export.representative_examples")
+    c.positive_number("distribute.connect_timeout")
+    c.one_of("finished", rerun.POLICIES)
     for key, valid, expected in (
         ("sweep.temperatures", lambda t: t > 0, "temperatures > 0"),
         ("sweep.alphas", lambda a: 0 <= a <= 1, "alphas in [0, 1]"),

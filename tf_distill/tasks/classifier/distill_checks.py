@@ -103,6 +103,13 @@ def _cached_views(c: Checker, config: ml_collections.ConfigDict) -> None:
         "distill.cache_teacher_logits",
         "distill.cached_views caches the teacher's logits: set it True",
     )
+    epochs = config.distill.epochs or config.student.epochs
+    c.check(
+        not is_int(epochs) or k <= epochs,
+        "distill.cached_views",
+        f"each epoch shows one view of every image, so views past the {epochs} "
+        "epochs would be computed and never all seen: at most the epochs",
+    )
     c.check(
         config.dataset != "image_folder",
         "distill.cached_views",

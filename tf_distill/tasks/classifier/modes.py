@@ -16,10 +16,13 @@ asks it for the models it names, and writes the run's report; `export` and
 from __future__ import annotations
 
 import os
+import statistics
 
 from absl import logging
 
+from tf_distill.data import batches
 from tf_distill.distillation import registry
+from tf_distill.models import measure
 from tf_distill.outputs import files
 from tf_distill.outputs.rundir import (
     DISTILLED,
@@ -28,6 +31,7 @@ from tf_distill.outputs.rundir import (
     TEACHER,
     ModelKey,
     RunDir,
+    runs_of,
 )
 from tf_distill.reports import report, sweep_report
 from tf_distill.shipping import clients, export, shipper
@@ -37,6 +41,7 @@ from tf_distill.tasks.classifier.session import Session, load_fitting
 
 def teacher(config, run_dir: RunDir) -> dict[str, dict]:
     """Trains the teacher on the labels."""
+    _refuse_teacher_path(config, "teacher")
     with Session(config, run_dir, "teacher") as s:
         return {TEACHER: s.train_teacher()[1]}
 
@@ -45,6 +50,15 @@ def student(config, run_dir: RunDir) -> dict[str, dict]:
     """Trains the student alone, once per seed: the baseline to beat."""
     with Session(config, run_dir, "student") as s:
         return s.train_students(STUDENT, ship=True)
+
+
+def _refuse_teacher_path(config, mode: str) -> None:
+    """A mode that trains its own teacher would silently ignore the one named."""
+    if config.teacher_path:
+        raise ValueError(
+            f"config.teacher_path={config.teacher_path!r} is for --model=distilling "
+            f"and --model=sweep; --model={mode} trains its own teacher"
+        )
 
 
 def distilling(config, run_dir: RunDir) -> dict[str, dict]:
@@ -61,11 +75,7 @@ def distilling(config, run_dir: RunDir) -> dict[str, dict]:
 def all_models(config, run_dir: RunDir) -> dict[str, dict]:
     """Teacher, students alone and distilled students; then the report. With
     config.teacher_paths the ensemble is the teacher, and none is trained."""
-    if config.teacher_path:
-        raise ValueError(
-            f"config.teacher_path={config.teacher_path!r} is for --model=distilling "
-            "and --model=sweep; --model=all trains its own teacher"
-        )
+    _refuse_teacher_path(config, "all")
     committee = bool(config.teacher_paths)
     teacher = "required" if committee else "none"
     with Session(config, run_dir, "all", teacher=teacher) as s:
@@ -139,7 +149,6 @@ def export_models(config, run_dir: RunDir) -> dict[str, dict]:
     keys = run_dir.trained()
     splits = config_lib.load_data(config)
     loaded = {k: load_fitting(run_dir.model(k).keras, splits) for k in keys}
-    _check_trained_on(run_dir, keys, splits)
     representative = shipper.calibration_images(
         config_lib.classifier_settings(config), splits.x_train
     )
@@ -159,41 +168,27 @@ def export_models(config, run_dir: RunDir) -> dict[str, dict]:
 
 def evaluate_exports(config, run_dir: RunDir) -> dict[str, dict]:
     """Every exported artefact of the run's models on the test split, as a client
-    runs it; writes `<model>/evaluation.json` with the Keras model's own figures
-    (metrics.json) beside them, and prints the table."""
+    runs it, beside the .keras model loaded as a user loads it; writes
+    `<model>/evaluation.json` and prints the table. Every model is loaded and
+    checked against the data before any is evaluated."""
     keys = run_dir.trained()
     splits = config_lib.load_data(config)
-    _check_trained_on(run_dir, keys, splits)
+    loaded = {k: load_fitting(run_dir.model(k).keras, splits) for k in keys}
+    test = batches.pipeline(splits.x_test, splits.y_test, batch_size=config.batch_size)
     results = {}
     with files.locked(run_dir.root):
-        for key in keys:
+        for key, model in loaded.items():
             paths = run_dir.model(key)
             result = clients.evaluate_artefacts(paths, splits.x_test, splits.y_test)
-            if os.path.isfile(paths.metrics):
-                metrics = files.read_json(paths.metrics)
-                result["keras"] = {
-                    k: metrics[k] for k in ("test_accuracy", "test_loss")
-                }
+            measured = measure.evaluate(model, test)
+            result["keras"] = {
+                "test_accuracy": measured.accuracy,
+                "test_loss": measured.loss,
+            }
             files.write_json(paths.evaluation, result)
             results[key.name] = result
     print(clients.format_table(results))
     return results
-
-
-def _check_trained_on(run_dir: RunDir, keys, splits) -> None:
-    """Export and evaluate take the data from --config: refuse models whose
-    metrics.json says they were trained on other data (same shapes, other
-    images: MNIST and Fashion-MNIST), naming them."""
-    for key in keys:
-        path = run_dir.model(key).metrics
-        if not os.path.isfile(path):
-            continue
-        source = files.read_json(path).get("data", {}).get("source")
-        if source is not None and source != splits.source:
-            raise ValueError(
-                f"{key.name} was trained on {source}, but this --config names "
-                f"{splits.source}: pass the config it was trained with"
-            )
 
 
 MODES = {
@@ -217,7 +212,7 @@ def summary(mode: str, results: dict[str, dict], run_dir: RunDir) -> list[str]:
         paths = run_dir.model(key)
         if "test_accuracy" in metrics:
             lines.append(
-                f"  {name}: test accuracy {metrics['test_accuracy']:.4f}, "
+                f"  {name}: test accuracy {_over_seeds(results, key.base)}, "
                 f"model {paths.keras}"
             )
         if os.path.isdir(paths.saved_model) and mode != "evaluate":
@@ -226,6 +221,7 @@ def summary(mode: str, results: dict[str, dict], run_dir: RunDir) -> list[str]:
         verdict = files.read_json(run_dir.file("report.json"))["verdict"]
         lines += [
             f"  {verdict}",
+            f"  {report.gap_sentence(files.read_json(run_dir.file('report.json')))}",
             f"  report: {run_dir.file('report.md')}, {run_dir.file('accuracy.png')}",
         ]
     if mode == "sweep":
@@ -233,3 +229,15 @@ def summary(mode: str, results: dict[str, dict], run_dir: RunDir) -> list[str]:
             f"  sweep: {run_dir.file('sweep.md')}, {run_dir.file('sweep.png')}"
         )
     return lines
+
+
+def _over_seeds(results: dict[str, dict], base: str) -> str:
+    """`base`'s test accuracy as the verdict sees it: the mean and sample standard
+    deviation over the run's seeds, or the one seed's."""
+    accuracies = [r["test_accuracy"] for r in runs_of(results, base)]
+    if len(accuracies) == 1:
+        return f"{accuracies[0]:.4f} (1 seed)"
+    return (
+        f"{statistics.mean(accuracies):.4f} ± {statistics.stdev(accuracies):.4f} "
+        f"over {len(accuracies)} seeds"
+    )

@@ -5,27 +5,72 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 
 import keras
 from absl import logging
 
+from tf_distill.data import unlabelled
 from tf_distill.distillation import ensemble
 from tf_distill.models import architectures, measure
 from tf_distill.outputs import files
 from tf_distill.outputs.rundir import TEACHER, ModelKey, RunDir, generation_base
+from tf_distill.tasks import context, rerun
+from tf_distill.tasks.classifier import data_checks, trainer
 from tf_distill.tasks.classifier import settings as config_lib
-from tf_distill.tasks.classifier import trainer
 from tf_distill.tasks.context import RunContext
 
 
 def load_fitting(path: str, splits, strategy=None) -> keras.Model:
-    """Loads a .keras model and checks that it fits the data."""
+    """Loads a .keras model and checks that it fits the data: its shapes, and the
+    data its run trained it on when it has one (context.check_trained_on)."""
     model = architectures.load(path, strategy)
     architectures.check_fits(
         model, input_shape=splits.input_shape, num_classes=splits.num_classes, path=path
     )
+    context.check_trained_on(
+        os.path.join(os.path.dirname(path), "metrics.json"), path, splits
+    )
     return model
+
+
+# What each mode trains, by the first part of a model's name (rundir.ModelKey).
+_TRAINS = {
+    "teacher": ("teacher",),
+    "student": ("student",),
+    "distilling": ("distilling",),
+    "all": ("teacher", "student", "distilling"),
+    "sweep": ("sweep",),
+}
+_REPORT = ("report.json", "report.md", "accuracy.png")
+
+
+def rerun_rules(mode: str) -> rerun.Rules:
+    """The classifier's answers to tasks/rerun.py: a mode trains the models named
+    in _TRAINS again; a replaced teacher takes every student distilled from it
+    and the report with it, a replaced student or distilled student the report
+    (and a distilled student its later generations)."""
+
+    def role(name: str) -> str:
+        return re.split(r"[/_]", name)[0]
+
+    def dependents(name: str, present: list[str]) -> tuple[str, ...]:
+        if role(name) == "teacher":
+            distilled = {
+                n.split("/")[0] for n in present if role(n) in ("distilling", "sweep")
+            }
+            return (*sorted(distilled), *_REPORT, "ensemble.json")
+        if role(name) == "distilling":
+            later = [n for n in present if n.startswith("distilling_gen")]
+            return (*later, *_REPORT)
+        return _REPORT if role(name) == "student" else ()
+
+    return rerun.Rules(
+        writes=lambda name: role(name) in _TRAINS.get(mode, ()),
+        dependents=dependents,
+        finished=lambda metrics: "artefact_bytes" in metrics,  # shipper.ship's
+    )
 
 
 class Session:
@@ -59,6 +104,8 @@ class Session:
             prepare=lambda splits, strategy: self._prepare(
                 splits, strategy, teacher_paths
             ),
+            rerun_rules=rerun_rules(self.mode),
+            fingerprint=context.config_fingerprint(self.config),
         )
         run = self._context.__enter__()
         try:
@@ -84,8 +131,11 @@ class Session:
     def _prepare(self, splits, strategy, teacher_paths) -> None:
         """The checks that need the data, and the teacher, before any write."""
         config = self.config
-        _check_against_data(config, splits)
+        data_checks.check_against_data(config, splits)
         self._transfer = config_lib.transfer_data(config, splits)
+        data_checks.check_sizes(
+            config, splits, unlabelled.distillation_size(splits, self._transfer)
+        )
         logging.info(
             "Data %s: %s, input %s, %d classes. Strategy %s with %d replica(s), "
             "global batch %d (%d per replica).",
@@ -99,12 +149,13 @@ class Session:
             config.batch_size // strategy.num_replicas_in_sync,
         )
         self.members = [load_fitting(p, splits, strategy) for p in teacher_paths]
+        data_checks.check_logits(teacher_paths, self.members, splits)
         if len(self.members) == 1:
             self.teacher = self.members[0]
         elif self.members:
             with strategy.scope():
                 self.teacher = ensemble.build(self.members, config.distill.temperature)
-        _check_method(config, splits, self.teacher)
+        data_checks.check_method(config, splits, self.teacher)
 
     def _teacher_paths(self) -> list[str]:
         """The teacher(s) the mode distils from: config.teacher_paths (an
@@ -240,43 +291,3 @@ class Session:
                     ship=generation == last and key.is_first_seed,
                 )
         return results
-
-
-def _check_against_data(config, splits) -> None:
-    """The config checks that need the data, before anything is written."""
-    for role in ("teacher", "student"):
-        spec = config_lib.model_spec(config[role])
-        if architectures.is_imported(spec.arch):
-            # A user's builder: build it once now, so that a model that does not
-            # fit the data fails here and not after the teacher has trained.
-            try:
-                architectures.build_for(spec, splits, name=role)
-            except ValueError as e:
-                raise ValueError(f"config.{role}.arch: {e}") from None
-    if config.batch_size > len(splits.y_train):
-        raise ValueError(
-            f"config.batch_size={config.batch_size} is larger than the "
-            f"{len(splits.y_train)} training examples: every epoch would be one "
-            "short batch"
-        )
-    channels = splits.input_shape[-1]
-    if config.augment.color_jitter and channels != 3:
-        raise ValueError(
-            f"config.augment.color_jitter={config.augment.color_jitter} needs RGB "
-            f"images; these have {channels} channel(s)"
-        )
-
-
-def _check_method(config, splits, teacher) -> None:
-    """The method's own check (DKD's classes, the hint's layers), before any
-    training: on the teacher to distil from, or one built from config.teacher.
-    Built here even for methods that check nothing: a model or two, once a run."""
-    student = architectures.build_for(
-        config_lib.model_spec(config.student), splits, name="student"
-    )
-    if teacher is None:
-        spec = config_lib.model_spec(config.teacher)
-        teacher = architectures.build_for(spec, splits, name="teacher")
-    config_lib.method(config).check(
-        teacher=teacher, student=student, num_classes=splits.num_classes
-    )

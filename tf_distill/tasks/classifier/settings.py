@@ -7,8 +7,6 @@ take these dataclasses and plain values."""
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 
 import ml_collections
 
@@ -47,6 +45,7 @@ class Settings:
     # views' parameters, the same for every seed of the run.
     seed: int = 0
     fingerprint: str = ""  # of the run's config, stamped on every model's metrics
+    config: dict | None = None  # the run's config, recorded in every metrics.json
 
 
 # The typed settings, each from its section of the config.
@@ -122,17 +121,9 @@ def classifier_settings(config: ml_collections.ConfigDict) -> Settings:
         export_tflite=config.export.tflite,
         representative_examples=config.export.representative_examples,
         seed=config.seed,
-        fingerprint=fingerprint(config),
+        fingerprint=context.config_fingerprint(config),
+        config=context.config_dict(config),
     )
-
-
-def fingerprint(config: ml_collections.ConfigDict) -> str:
-    """12 hex digits identifying the resolved config (its name aside): every
-    model's metrics.json carries its run's, so models of different runs are told
-    apart."""
-    values = {k: v for k, v in config.to_dict().items() if k != "name"}
-    text = json.dumps(values, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 def load_data(config: ml_collections.ConfigDict) -> sources.Splits:

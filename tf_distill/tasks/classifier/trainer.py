@@ -295,6 +295,7 @@ class ClassifierTrainer:
             train_examples=examples,
             strategy=self.strategy,
             fingerprint=self.settings.fingerprint,
+            config=self.settings.config,
         )
         metrics.update(extra or {})
         if key.base == "teacher":  # what the students are compared with

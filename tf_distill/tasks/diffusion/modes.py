@@ -27,8 +27,8 @@ from absl import logging
 from tf_distill.data import sources
 from tf_distill.data.image_files import ImageFiles
 from tf_distill.outputs import files
-from tf_distill.outputs.rundir import TEACHER, RunDir, round_name
-from tf_distill.tasks import context
+from tf_distill.outputs.rundir import TEACHER, RunDir, round_name, steps_of_round
+from tf_distill.tasks import context, rerun
 from tf_distill.tasks.context import RunContext
 from tf_distill.tasks.diffusion import quality, report, sampler, settings
 from tf_distill.tasks.diffusion.trainer import GRID_SAMPLES, STUDENT, SamplerTrainer
@@ -48,16 +48,64 @@ def session(config, run_dir: RunDir, mode: str, *, needs: str | None = None):
 
     def prepare(splits, strategy):
         _check_images(config, splits)
+        if needs is not None:  # a model trained on other data: refused, named
+            paths = run_dir.model(needs)
+            context.check_trained_on(paths.metrics, paths.keras, splits)
         logging.info(
             "Data %s: %s, images %s", splits.source, splits.sizes(), splits.input_shape
         )
 
+    fingerprint = context.config_fingerprint(config)
     with RunContext(
-        config, run_dir, mode, load_data=_load_data, prepare=prepare
+        config,
+        run_dir,
+        mode,
+        load_data=_load_data,
+        prepare=prepare,
+        rerun_rules=rerun_rules(mode),
+        fingerprint=fingerprint,
     ) as run:
         yield SamplerTrainer(
-            settings.from_config(config), run.data, run.strategy, run.run_dir, run.state
+            settings.from_config(config),
+            run.data,
+            run.strategy,
+            run.run_dir,
+            run.state,
+            recorded={
+                "config_fingerprint": fingerprint,
+                "config": context.config_dict(config),
+            },
         )
+
+
+# What each mode trains, by the first part of a model's name; the DDIM baseline
+# (student) saves no model, so tasks/rerun.py never finds it finished.
+_TRAINS = {
+    "teacher": ("teacher",),
+    "distilling": ("distilling",),
+    "all": ("teacher", "distilling"),
+}
+
+
+def rerun_rules(mode: str) -> rerun.Rules:
+    """The diffusion task's answers to tasks/rerun.py: a replaced teacher takes
+    every round distilled from it, the baseline measured on it and the report;
+    a replaced round the rounds after it and the report."""
+
+    def role(name: str) -> str:
+        return "distilling" if steps_of_round(name) else name
+
+    def dependents(name: str, present: list[str]) -> tuple[str, ...]:
+        rounds = [n for n in present if steps_of_round(n)]
+        if name == TEACHER:
+            return (*rounds, STUDENT, *report.FILES)
+        later = [n for n in rounds if steps_of_round(n) < steps_of_round(name)]
+        return (*later, *report.FILES)
+
+    return rerun.Rules(
+        writes=lambda name: role(name) in _TRAINS.get(mode, ()),
+        dependents=dependents,
+    )
 
 
 def _load_data(config):

@@ -10,6 +10,7 @@ import ml_collections
 
 from tf_distill.checker import Checker, is_int
 from tf_distill.models import architectures
+from tf_distill.tasks import rerun
 from tf_distill.tasks.diffusion import progressive
 from tf_distill.training.distribute import STRATEGIES
 
@@ -96,6 +97,10 @@ def validate(config: ml_collections.ConfigDict) -> None:
     """Raises ValueError naming `config.KEY`, its value and what was expected
     (checker.Checker, as for the classifier task)."""
     c = Checker(config)
+    c.seed("seed")
+    c.seed("split_seed")
+    c.positive_number("distribute.connect_timeout")
+    c.one_of("finished", rerun.POLICIES)
     _network(c, config.diffusion)
     c.check(config.strategy in STRATEGIES, "strategy", f"expected one of {STRATEGIES}")
     c.check(
@@ -115,7 +120,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
     ):
         c.positive_int(key)
     p = config.progressive
-    c.check(p.learning_rate > 0, "progressive.learning_rate", "expected > 0")
+    c.positive_number("progressive.learning_rate")
     c.check(
         _power_of_two(p.teacher_steps) and p.teacher_steps >= 2,
         "progressive.teacher_steps",
@@ -156,4 +161,4 @@ def _network(c: Checker, d: ml_collections.ConfigDict) -> None:
     )
     c.check(0 <= d.dropout < 1, "diffusion.dropout", "expected a value in [0, 1)")
     c.check(0 <= d.ema_decay < 1, "diffusion.ema_decay", "expected a value in [0, 1)")
-    c.check(d.learning_rate > 0, "diffusion.learning_rate", "expected > 0")
+    c.positive_number("diffusion.learning_rate")

@@ -39,7 +39,12 @@ class SamplerTrainer:
     """Trains and measures the samplers of one run directory: the teacher, its
     halving rounds, and their quality."""
 
-    def __init__(self, settings: Settings, splits, strategy, run_dir, state):
+    def __init__(
+        self, settings: Settings, splits, strategy, run_dir, state, recorded=None
+    ):
+        """`recorded`: what every model's metrics.json also holds (the config and
+        its fingerprint, which tasks/rerun.py compares)."""
+        self.recorded = recorded or {}
         self.settings = settings
         self.splits = splits
         self.strategy = strategy
@@ -182,6 +187,7 @@ class SamplerTrainer:
             "final_loss": result.history["loss"][-1],
             "final_val_loss": result.history["val_loss"][-1],
             "data": {"source": self.splits.source, **self.splits.sizes()},
+            **self.recorded,
         }
         files.save_keras(network, paths.keras)
         files.write_json(paths.metrics, metrics)
