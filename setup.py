@@ -30,6 +30,9 @@ setup(
         "ml-collections",
         "scikit-learn",
         "matplotlib",
+        # The terminal's progress bars (training/progress.py); tensorflow-datasets
+        # and ai-edge-litert already depend on it.
+        "tqdm",
         # The LiteRT interpreter that runs the exported .tflite files (TensorFlow's
         # own tf.lite.Interpreter is deprecated in its favour); the converter is
         # still TensorFlow's.

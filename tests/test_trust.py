@@ -378,9 +378,13 @@ def test_the_terminal_shows_our_lines_and_where_the_results_are(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     for noise in ("cuInit", "oneDNN", "Assets written", "Sharding callback", "cuda"):
         assert noise not in proc.stderr, noise
-    assert (
-        "teacher epoch 1/2:" in proc.stdout and "distilling epoch 2/2:" in proc.stdout
-    )
+    # A line per model, not per epoch (those go to the run's epochs.log).
+    assert "teacher: 2 epochs in " in proc.stdout
+    assert "distilling: 2 epochs in " in proc.stdout and "epoch 1/2" not in proc.stdout
+    epochs = (tmp_path / "runs" / "default" / "epochs.log").read_text()
+    assert "teacher epoch 1/2:" in epochs and "distilling epoch 2/2:" in epochs
+    lines = proc.stdout.splitlines() + proc.stderr.splitlines()
+    assert len(lines) <= 40, "\n".join(lines)
     summary = proc.stdout[proc.stdout.index("--model=all done.") :]
     assert os.path.join("runs", "default", "report.md") in summary
     assert os.path.join("runs", "default", "distilling", "saved_model") in summary

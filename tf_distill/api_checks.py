@@ -63,13 +63,15 @@ def check_data(data, name: str, teacher, student) -> None:
             f"{name}'s labels must be integer class indices, got {y_spec.dtype.name}"
             f"{' (one-hot? use tf.argmax(y, -1))' if y_spec.shape.rank == 2 else ''}"
         )
-    if y_spec.shape.rank != 1:
+    if y_spec.shape.rank not in (None, 1):  # None: a generator's unknown shape
         hint = {0: " (unbatched? add .batch(64))", 2: " (one-hot? tf.argmax(y, -1))"}
         raise ValueError(
             f"{name}'s labels must have shape (batch,), got {y_spec.shape}"
             f"{hint.get(y_spec.shape.rank, '')}"
         )
     for role, model in (("teacher", teacher), ("student", student)):
+        if x_spec.shape.rank is None:
+            break  # unknown until the data flows; Keras then names the mismatch
         expected = tuple(model.input_shape[1:])
         got = tuple(x_spec.shape[1:])
         if len(expected) != len(got) or any(

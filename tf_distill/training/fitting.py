@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import shutil
-import sys
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -98,6 +97,7 @@ def fit(
     tensorboard_every_steps: int = 0,
     early_stopping: EarlyStopping = EarlyStopping(),
     learning_rate_key: str = "config.optimizer.learning_rate",
+    log_path: str | None = None,
 ) -> FitResult:
     """Fits a compiled `model`, resuming from `backup_dir` if a crash left a backup.
 
@@ -108,6 +108,7 @@ def fit(
         backup_dir: where the weights, optimizer, history and early stopping's
             state are kept after every epoch.
         learning_rate_key: the config key a NaN's message says to lower.
+        log_path: a file the line of every epoch is appended to (epochs.log).
 
     Raises:
         resume.TrainingDiverged: a loss became NaN or infinite (backup removed).
@@ -126,7 +127,7 @@ def fit(
         shutil.rmtree(tensorboard_dir, ignore_errors=True)
     best = _best_epoch_tracker(backup_dir, early_stopping, epochs)
     callbacks = [
-        progress.EpochLine(name, epochs),
+        progress.EpochLine(name, epochs, log_path),
         progress.TensorBoard(
             tensorboard_dir,
             every_steps=tensorboard_every_steps,
@@ -146,9 +147,7 @@ def fit(
             steps_per_epoch=steps_per_epoch,
             callbacks=callbacks,
             shuffle=False,  # the pipeline shuffles with the run's seed
-            # Keras' progress bar on a terminal; EpochLine's line per epoch
-            # (naming the model) everywhere.
-            verbose=1 if sys.stdout.isatty() else 0,
+            verbose=0,  # EpochLine shows the fit, naming the model
         )
     except resume.TrainingDiverged:
         shutil.rmtree(backup_dir, ignore_errors=True)  # resuming would diverge

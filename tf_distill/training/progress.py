@@ -12,9 +12,12 @@ bar shows them) and `batch_learning_rate`, with the global training step as x.
 
 from __future__ import annotations
 
+import sys
 import time
 
 import keras
+import tqdm
+from absl import logging
 
 
 class TensorBoard(keras.callbacks.TensorBoard):
@@ -69,17 +72,63 @@ class EpochTimer(keras.callbacks.Callback):
 
 
 class EpochLine(EpochTimer):
-    """One line per epoch that names the model (Keras' own says `Epoch 3/100`):
+    """What the terminal shows of a model's fit, and the line per epoch that names
+    it (Keras' own says `Epoch 3/100`):
 
-    distilling epoch 3/100: loss 0.3095 - accuracy 0.9162 - ... (1.2 s)
+        distilling epoch 3/100: loss 0.3095 - accuracy 0.9162 - ... (1.2 s)
+
+    The per-epoch lines always go to `log_path` (the run's epochs.log); standard
+    output gets them too with absl's `--verbosity=1`. Otherwise a terminal shows
+    one live bar per model (epoch k of N, elapsed and remaining time, the loss and
+    validation accuracy; tqdm, which TensorFlow Datasets already installs) and
+    anything else (CI, a log file) nothing while it trains; both then get one
+    line when the model finishes:
+
+        distilling: 300 epochs in 29.7 s, loss 0.0980, val_accuracy 0.9583
     """
 
-    def __init__(self, name: str, epochs: int):
+    SHOWN = ("loss", "val_accuracy", "val_loss")
+
+    def __init__(self, name: str, epochs: int, log_path: str | None = None):
         super().__init__()
-        self._name, self._epochs = name, epochs
+        self._name, self._epochs, self._log_path = name, epochs, log_path
+        self._every_epoch = logging.get_verbosity() >= 1
+        self._bar = None
+        self._seconds, self._run, self._last = 0.0, 0, {}
+
+    def on_train_begin(self, logs=None):
+        if not self._every_epoch and sys.stdout.isatty():
+            self._bar = tqdm.tqdm(
+                total=self._epochs, desc=self._name, unit="epoch", leave=False
+            )
 
     def on_epoch_end(self, epoch, logs=None):
-        values = " - ".join(f"{k} {float(v):.4f}" for k, v in (logs or {}).items())
+        logs = logs or {}
         seconds = self.epoch_seconds()
-        epoch_of = f"epoch {epoch + 1}/{self._epochs}"
-        print(f"{self._name} {epoch_of}: {values} ({seconds:.1f} s)", flush=True)
+        self._seconds, self._run, self._last = self._seconds + seconds, epoch + 1, logs
+        values = " - ".join(f"{k} {float(v):.4f}" for k, v in logs.items())
+        line = (
+            f"{self._name} epoch {epoch + 1}/{self._epochs}: {values} ({seconds:.1f} s)"
+        )
+        if self._log_path:
+            with open(self._log_path, "a", encoding="utf-8") as f:
+                f.write(line + "\n")
+        if self._every_epoch:
+            print(line, flush=True)
+        elif self._bar is not None:
+            self._bar.update(epoch + 1 - self._bar.n)  # a resumed fit starts later
+            self._bar.set_postfix(
+                {k: f"{float(logs[k]):.4f}" for k in self.SHOWN if k in logs},
+                refresh=True,
+            )
+
+    def on_train_end(self, logs=None):
+        if self._bar is not None:
+            self._bar.close()
+        shown = ", ".join(
+            f"{k} {float(self._last[k]):.4f}" for k in self.SHOWN if k in self._last
+        )
+        print(
+            f"{self._name}: {self._run} epochs in {self._seconds:.1f} s, {shown}",
+            flush=True,
+        )

@@ -244,6 +244,7 @@ class ClassifierTrainer:
             epochs=epochs,
             steps_per_epoch=steps.per_epoch,
             backup_dir=self.state.model_dir(key.name),
+            log_path=self.run_dir.file("epochs.log"),
             tensorboard_dir=paths.tensorboard,
             tensorboard_every_steps=self.settings.tensorboard_every_steps,
             early_stopping=self._early_stopping(distilling),

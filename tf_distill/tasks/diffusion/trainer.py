@@ -100,6 +100,7 @@ class SamplerTrainer:
             epochs=epochs,
             steps_per_epoch=steps,
             backup_dir=self.state.model_dir(name),
+            log_path=self.run_dir.file("epochs.log"),
             tensorboard_dir=paths.tensorboard,
             tensorboard_every_steps=self.settings.tensorboard_every_steps,
             early_stopping=fitting.EarlyStopping(monitor="val_loss", patience=0),
