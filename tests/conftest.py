@@ -109,3 +109,21 @@ def idx_folder(tmp_path):
             idx.LABELS_MAGIC,
         )
     return folder
+
+
+def whole_and_resumed(fit, monkeypatch):
+    """`fit(name)` run whole, then run interrupted after its first epoch's backups
+    (as Ctrl-C would stop it) and again, resuming: the two results."""
+    from tf_distill.training import interrupt
+
+    whole = fit("whole")
+    stop_after = {"epoch": 0}
+
+    def crash_once(self, epoch, logs=None):
+        if epoch == stop_after.pop("epoch", None):
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(interrupt.Stop, "on_epoch_end", crash_once)
+    with pytest.raises(KeyboardInterrupt):
+        fit("resumed")
+    return whole, fit("resumed")

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tests.conftest import whole_and_resumed
 from tf_distill.tasks.diffusion import progressive, train_steps, unet
 
 
@@ -111,7 +112,7 @@ def test_a_resumed_teacher_fit_draws_the_noise_an_uninterrupted_one_would(
     """The noise and times come from the trainer's SeedGenerator, whose state the
     weights' backup leaves out (resume.SeedBackup keeps it): without it a resumed
     round differed from an uninterrupted one by up to 6.7e-4 in its weights."""
-    from tf_distill.training import fitting, interrupt
+    from tf_distill.training import fitting
 
     def fit(name):
         trainer = train_steps.DiffusionTrainer(
@@ -131,16 +132,6 @@ def test_a_resumed_teacher_fit_draws_the_noise_an_uninterrupted_one_would(
         )
         return trainer.get_weights()
 
-    whole = fit("whole")
-    stop_after = {"epoch": 0}
-
-    def crash_once(self, epoch, logs=None):
-        if epoch == stop_after.pop("epoch", None):
-            raise KeyboardInterrupt  # after epoch 1's backups, as Ctrl-C would
-
-    monkeypatch.setattr(interrupt.Stop, "on_epoch_end", crash_once)
-    with pytest.raises(KeyboardInterrupt):
-        fit("resumed")
-    resumed = fit("resumed")
+    whole, resumed = whole_and_resumed(fit, monkeypatch)
     for a, b in zip(whole, resumed, strict=True):
         np.testing.assert_array_equal(a, b)

@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 
-from tests.conftest import tiny_flags
+from tests.conftest import tiny_flags, whole_and_resumed
 from tests.test_distribute import ENV
 from tests.test_main import MAIN, run_main
 from tests.test_train import run_in
@@ -167,7 +167,7 @@ def test_dropout_draws_the_same_masks_after_a_resume(tmp_path, monkeypatch):
     import keras
     import tensorflow as tf
 
-    from tf_distill.training import fitting, interrupt
+    from tf_distill.training import fitting
 
     x = np.random.default_rng(0).normal(size=(64, 6)).astype("float32")
     y = (x[:, 0] > 0).astype("int32")
@@ -196,16 +196,6 @@ def test_dropout_draws_the_same_masks_after_a_resume(tmp_path, monkeypatch):
         )
         return model.get_weights()
 
-    whole = fit("whole")
-    stop_after = {"epoch": 0}
-
-    def crash_once(self, epoch, logs=None):
-        if epoch == stop_after.pop("epoch", None):
-            raise KeyboardInterrupt  # after epoch 1's backups, as Ctrl-C would
-
-    monkeypatch.setattr(interrupt.Stop, "on_epoch_end", crash_once)
-    with pytest.raises(KeyboardInterrupt):
-        fit("resumed")
-    resumed = fit("resumed")
+    whole, resumed = whole_and_resumed(fit, monkeypatch)
     for a, b in zip(whole, resumed, strict=True):
         np.testing.assert_array_equal(a, b)
