@@ -212,8 +212,13 @@ def _exit_interrupted(workdir: str):
         else "nothing was lost"
     )
     by = "" if signum == signal.SIGINT else f" by {signal.Signals(signum).name}"
-    print(f"interrupted{by}: {resume}", file=sys.stderr)
-    sys.exit(128 + signum)
+    print(f"interrupted{by}: {resume}", file=sys.stderr, flush=True)
+    sys.stdout.flush()
+    # Without the interpreter's teardown: TensorFlow's threads (an input
+    # pipeline's prefetch) can still run after an interrupted fit and have
+    # crashed it (SIGSEGV instead of this exit status). Every file is already
+    # whole: each is written under a temporary name and renamed.
+    os._exit(128 + signum)
 
 
 def main(argv):

@@ -27,6 +27,7 @@ SIGNALS = (signal.SIGINT, signal.SIGTERM)
 _requested = threading.Event()
 _received: list[int] = []  # the signals that arrived, first first
 _installed: list[bool] = []
+_in_fit: list[bool] = []  # non-empty while a Stop callback's fit runs
 
 
 def install() -> None:
@@ -46,7 +47,13 @@ def reinstall() -> None:
 def _handler(signum, frame):
     del frame
     _received.append(signum)
+    first = not _requested.is_set()
     _requested.set()
+    if first and _in_fit:
+        # A training step is under way: `Stop` raises when it ends, at a point
+        # where TensorFlow's state is whole (a raise in the middle of a step's
+        # Python has crashed the interpreter at exit). A second signal raises now.
+        return
     raise KeyboardInterrupt
 
 
@@ -61,14 +68,23 @@ def received() -> int:
 
 
 def check() -> None:
-    """Raises KeyboardInterrupt if Ctrl-C was pressed, even if its raise was lost."""
+    """Raises KeyboardInterrupt if Ctrl-C was pressed, even if its raise was lost
+    or deferred."""
     if _requested.is_set():
+        _in_fit.clear()  # the fit ends here: a later signal raises at once
         raise KeyboardInterrupt
 
 
 class Stop(keras.callbacks.Callback):
-    """Checks for a lost Ctrl-C after every step and, placed after the backups, after
+    """Where a fit stops for Ctrl-C or SIGTERM: after the step it arrived in (the
+    handler defers to it while the fit runs) and, placed after the backups, after
     every epoch's backup is written (so a resume loses nothing)."""
+
+    def on_train_begin(self, logs=None):
+        _in_fit[:] = [True]
+
+    def on_train_end(self, logs=None):
+        _in_fit.clear()
 
     def on_train_batch_end(self, batch, logs=None):
         check()
