@@ -49,7 +49,7 @@ def main(argv):
     from configs import mnist_cnn
     from tf_distill import experiment
     from tf_distill.data import batches
-    from tf_distill.models import architectures
+    from tf_distill.models import loading
     from tf_distill.tasks.classifier import settings as config_lib
 
     logging.set_verbosity(logging.WARNING)
@@ -71,7 +71,7 @@ def main(argv):
 
     print(f"teacher caching pass over {len(x)} MNIST images (best of {FLAGS.repeats}):")
     for dtype in ("float32", "bfloat16"):
-        model = architectures.teacher_for_inference(teacher, dtype)
+        model = loading.teacher_for_inference(teacher, dtype)
         for jit in (False, True):
             model.compile(jit_compile=jit)
             for batch in (256, 1024):

@@ -105,7 +105,7 @@ def reference_rates(data_dir: str, teacher_path: str, size: int) -> dict:
 
     from tf_distill.data import batches
     from tf_distill.data.image_files import ImageFiles
-    from tf_distill.models import architectures
+    from tf_distill.models import loading
 
     paths = sorted(
         os.path.join(r, f)
@@ -117,7 +117,7 @@ def reference_rates(data_dir: str, teacher_path: str, size: int) -> dict:
     for _ in batches.pipeline(files, batch_size=256):
         pass
     decode = len(files) / (time.perf_counter() - start)
-    teacher = architectures.load(teacher_path)
+    teacher = loading.load(teacher_path)
     images = tf.constant(
         np.random.default_rng(0).integers(0, 255, (256, size, size, 3)), tf.float32
     )

@@ -16,7 +16,7 @@ from tests.conftest import SHARED_DATA, needs_shared_data
 from tests.test_main import run_main
 from tf_distill import experiment
 from tf_distill.data import sources
-from tf_distill.models import architectures, measure
+from tf_distill.models import architectures, loading, measure
 from tf_distill.outputs import files
 from tf_distill.outputs.rundir import RunDir
 from tf_distill.shipping import clients, export
@@ -359,7 +359,7 @@ def test_a_mixed_precision_model_is_exported_computing_in_float32(tmp_path):
         model = untrained_student((8, 8, 1), input_scale=16.0)
     finally:
         keras.mixed_precision.set_global_policy("float32")
-    assert not architectures.computes_in_float32(model)
+    assert not loading.computes_in_float32(model)
     pixels = np.random.default_rng(0).integers(0, 17, (32, 8, 8, 1), dtype=np.uint8)
     export.export_model(
         model,
@@ -367,11 +367,9 @@ def test_a_mixed_precision_model_is_exported_computing_in_float32(tmp_path):
         class_names=[str(i) for i in range(10)],
         representative=pixels,
     )
-    want = architectures.copy_with_policy(model, "float32")(pixels.astype(np.float32))
+    want = loading.copy_with_policy(model, "float32")(pixels.astype(np.float32))
     for artefact in ("saved_model", "student_float32.tflite"):
         got = clients.open_artefact(str(tmp_path / "student" / artefact))
         np.testing.assert_allclose(got.logits(pixels), want, atol=1e-5)
     assert (tmp_path / "student" / "student_int8.tflite").stat().st_size > 0
-    assert not architectures.computes_in_float32(
-        model
-    )  # the trained model is untouched
+    assert not loading.computes_in_float32(model)  # the trained model is untouched

@@ -186,7 +186,7 @@ def test_generations_chain_each_seed_on_the_previous_generation(tiny_config, tmp
     """Born-again networks (Furlanello et al. 2018): generation 2 learns from
     generation 1's student of its seed, not from the teacher."""
     from tf_distill.data import batches
-    from tf_distill.models import architectures
+    from tf_distill.models import loading
     from tf_distill.tasks.classifier import settings as config_lib
 
     tiny_config.distill.generations = 2
@@ -216,7 +216,7 @@ def test_generations_chain_each_seed_on_the_previous_generation(tiny_config, tmp
     val = batches.pipeline(splits.x_val, batch_size=256)
 
     def logits(name):
-        model = architectures.load(os.path.join(run_dir.root, name, "model.keras"))
+        model = loading.load(os.path.join(run_dir.root, name, "model.keras"))
         return model.predict(val, verbose=0)
 
     gen2 = logits("distilling_gen2_seed43")

@@ -8,7 +8,7 @@ import pytest
 
 from tests.conftest import needs_shared_data
 from tf_distill import experiment
-from tf_distill.models import architectures
+from tf_distill.models import architectures, loading
 
 
 def run_in(tmp_path, config, mode, name="run"):
@@ -119,7 +119,7 @@ def test_bfloat16_teacher_copy_stays_close_and_leaves_the_teacher_alone():
         name="teacher",
     )
     before = [w.copy() for w in teacher.get_weights()]
-    copy = architectures.teacher_for_inference(teacher, "bfloat16")
+    copy = loading.teacher_for_inference(teacher, "bfloat16")
     x = splits.x_test.astype(np.float32)
     exact, approx = teacher.predict(x, verbose=0), copy.predict(x, verbose=0)
     assert approx.dtype.name == "bfloat16"
@@ -129,7 +129,7 @@ def test_bfloat16_teacher_copy_stays_close_and_leaves_the_teacher_alone():
     assert teacher.layers[-1].dtype_policy.name == "float32"
     for a, b in zip(before, teacher.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)
-    assert architectures.teacher_for_inference(teacher, "float32") is teacher
+    assert loading.teacher_for_inference(teacher, "float32") is teacher
 
 
 @pytest.mark.slow

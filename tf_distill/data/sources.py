@@ -17,12 +17,11 @@ to repeat outside the graph.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import os
 
 import numpy as np
 
-from tf_distill.data import idx, image_files, image_folder
+from tf_distill.data import idx, image_files, image_folder, tfds_source
 
 CLASS_NAMES = {
     "mnist": tuple("0123456789"),
@@ -126,7 +125,9 @@ def load(spec: DataSpec) -> Splits:
         x_train, y_train, x_test, y_test = _load_digits(spec.split_seed)
         scale, source = 16.0, "sklearn.datasets.load_digits"
     else:
-        x_train, y_train, x_test, y_test, names = _load_tfds(name, data_dir)
+        x_train, y_train, x_test, y_test, names = tfds_source.load(
+            name, data_dir, local=LOCAL_DATASETS
+        )
         scale, source = 255.0, f"tfds:{name}"
 
     _check_splits(x_train, y_train, x_test, y_test, source)
@@ -268,37 +269,3 @@ def _load_digits(split_seed):
         x, y, test_size=0.2, random_state=split_seed, stratify=y
     )
     return x_train, y_train, x_test, y_test
-
-
-def _load_tfds(name, data_dir):
-    """A TensorFlow Datasets data set that is already prepared on this machine.
-
-    Never downloads: offline, tfds retries a download for minutes before failing,
-    so an unprepared data set is an immediate error naming the offline routes.
-    """
-    import tensorflow_datasets as tfds
-
-    try:
-        builder = tfds.builder(name, data_dir=data_dir)
-    except tfds.core.registered.DatasetNotFoundError:
-        close = difflib.get_close_matches(name, tfds.list_builders(), n=3)
-        hint = f" Did you mean {', '.join(close)}?" if close else ""
-        raise ValueError(
-            f"Unknown config.dataset {name!r}. Valid: {', '.join(LOCAL_DATASETS)}, "
-            f"or a TensorFlow Datasets name (tfds.list_builders()).{hint}"
-        ) from None
-    if not builder.is_prepared():
-        raise FileNotFoundError(
-            f"TensorFlow Datasets {name!r} is not prepared under {builder.data_dir} "
-            "and tf-distill does not download data. Point config.data_dir at a "
-            "folder of the four IDX gzip files (MNIST layout), or at a tfds data_dir "
-            f"where tfds.builder({name!r}).download_and_prepare() has been run."
-        )
-    arrays = []
-    for split in ("train", "test"):
-        ds = builder.as_dataset(split=split, batch_size=-1, as_supervised=True)
-        images, labels = tfds.as_numpy(ds)
-        arrays += [images.astype(np.uint8), labels.astype(np.int32)]
-    label = builder.info.features[builder.info.supervised_keys[1]]
-    names = tuple(getattr(label, "names", None) or ())
-    return (*arrays, names)

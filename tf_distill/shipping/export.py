@@ -30,7 +30,7 @@ import tensorflow as tf
 
 from tf_distill import quiet
 from tf_distill.data import image_files
-from tf_distill.models import architectures
+from tf_distill.models import loading
 from tf_distill.outputs import files
 from tf_distill.outputs.rundir import ModelPaths
 
@@ -63,10 +63,10 @@ def export_model(
     Returns:
         Bytes on disk of each artefact, keyed "saved_model", "tflite_float32", ...
     """
-    if not architectures.computes_in_float32(model):
+    if not loading.computes_in_float32(model):
         # Exports compute in float32 whatever the training policy: LiteRT has no
         # bfloat16 kernels, and CPUs serve float32 fastest. Same (float32) weights.
-        model = architectures.copy_with_policy(model, "float32")
+        model = loading.copy_with_policy(model, "float32")
     export_saved_model(
         model, paths.saved_model, class_names=class_names, pixel_max=pixel_max
     )

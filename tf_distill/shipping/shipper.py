@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from absl import logging
 
-from tf_distill.models import architectures
+from tf_distill.models import loading
 from tf_distill.outputs import files
 from tf_distill.outputs.rundir import ModelKey, RunDir
 from tf_distill.shipping import export
@@ -35,12 +35,10 @@ class Shipping:
         metrics = files.read_json(paths.metrics)
         if self.state.finished(key.name):
             logging.info("%s is finished; reusing it", key.name)
-            model = (
-                architectures.load(paths.keras, self.strategy) if load_model else None
-            )
+            model = loading.load(paths.keras, self.strategy) if load_model else None
             return model, metrics
         logging.info("%s was trained before the interruption; exporting it", key.name)
-        model = architectures.load(paths.keras, self.strategy)
+        model = loading.load(paths.keras, self.strategy)
         return model, self.ship(key, model, metrics, ship=ship)
 
     def ship(self, key: ModelKey, model, metrics: dict, *, ship: bool) -> dict:

@@ -18,7 +18,7 @@ import numpy as np
 from absl import logging
 
 from tf_distill.data import batches
-from tf_distill.models import architectures
+from tf_distill.models import loading
 from tf_distill.teacher import store, topk, views
 
 
@@ -186,7 +186,7 @@ class TeacherSignals:
         return val_ds, seconds
 
     def _inference_copy(self, teacher):
-        return architectures.teacher_for_inference(
+        return loading.teacher_for_inference(
             teacher, self.settings.teacher_dtype, self.strategy
         )
 

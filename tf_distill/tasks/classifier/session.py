@@ -13,7 +13,7 @@ from absl import logging
 
 from tf_distill.data import unlabelled
 from tf_distill.distillation import ensemble
-from tf_distill.models import architectures, measure
+from tf_distill.models import loading, measure
 from tf_distill.outputs import files
 from tf_distill.outputs.rundir import TEACHER, ModelKey, RunDir, generation_base
 from tf_distill.tasks import context, rerun
@@ -25,8 +25,8 @@ from tf_distill.tasks.context import RunContext
 def load_fitting(path: str, splits, strategy=None) -> keras.Model:
     """Loads a .keras model and checks that it fits the data: its shapes, and the
     data its run trained it on when it has one (context.check_trained_on)."""
-    model = architectures.load(path, strategy)
-    architectures.check_fits(
+    model = loading.load(path, strategy)
+    loading.check_fits(
         model, input_shape=splits.input_shape, num_classes=splits.num_classes, path=path
     )
     context.check_trained_on(
@@ -171,7 +171,7 @@ class Session:
     def _teacher_path(self) -> str | None:
         """config.teacher_path, else <workdir>/teacher, as the mode needs it."""
         path = self.config.teacher_path or self.run_dir.model(TEACHER).keras
-        if os.path.exists(path):  # a folder too: architectures.load says what it is
+        if os.path.exists(path):  # a folder too: loading.load says what it is
             return path
         if self.config.teacher_path:
             raise FileNotFoundError(f"config.teacher_path {path!r} does not exist")
@@ -277,7 +277,7 @@ class Session:
         for generation in range(2, last + 1):
             for seed in self.seeds:
                 previous = self.key(generation_base(generation - 1), seed)
-                teacher = architectures.load(
+                teacher = loading.load(
                     self.run_dir.model(previous).keras, self.trainer.strategy
                 )
                 key = self.key(generation_base(generation), seed)

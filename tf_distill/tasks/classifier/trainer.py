@@ -218,23 +218,14 @@ class ClassifierTrainer:
         def train_ds(epoch_range):
             # Epoch e's order depends on (seed, e) alone: the models of one seed
             # see the same batches, and a resumed run continues in that order.
-            if signal is not None:
-                return signal.training_batches(
-                    x,
-                    y,
-                    batch_size=self.settings.batch_size,
-                    seed=seed,
-                    epochs=epoch_range,
-                    augment=augmentation,
-                )
-            return batches.pipeline(
-                x,
-                y,
+            options = dict(
                 batch_size=self.settings.batch_size,
-                shuffle_seed=seed,
                 epochs=epoch_range,
                 augment=augmentation,
             )
+            if signal is not None:
+                return signal.training_batches(x, y, seed=seed, **options)
+            return batches.pipeline(x, y, shuffle_seed=seed, **options)
 
         return fitting.fit(
             model,

@@ -22,7 +22,7 @@ import numpy as np
 from absl import logging
 
 from tf_distill.data import batches
-from tf_distill.models import architectures
+from tf_distill.models import loading
 from tf_distill.outputs import files
 from tf_distill.outputs.rundir import TEACHER, round_name
 from tf_distill.tasks.diffusion import quality, sampler, train_steps, unet
@@ -227,7 +227,7 @@ class SamplerTrainer:
         paths = self.run_dir.model(CLASSIFIER)
         splits, scale = self.splits, self.splits.input_scale
         if os.path.isfile(paths.keras) and os.path.isfile(paths.metrics):
-            classifier = architectures.load(paths.keras)
+            classifier = loading.load(paths.keras)
         else:
             logging.info("Training the quality classifier (its features: FID, KID)")
             classifier = quality.train_classifier(
