@@ -9,7 +9,7 @@ student alone (MLP 16) see the labels of 20% of the training digits, and the
 distilled student also learns from the teacher on the other 80% of the images,
 which keep no labels (Hinton et al. 2015, sec. 3-4). Every model trains its 300
 epochs and keeps the last, the schedule chosen on validation
-(benchmarks/recipes.py --recipes=few_labels). Measured results: README, "Results".
+(benchmarks/recipes.py --recipes=few_labels). Measured results: docs/results.md.
 """
 
 import os
@@ -45,19 +45,17 @@ def base_config() -> ml_collections.ConfigDict:
     config.task = "classifier"
 
     # Data.
-    config.dataset = "digits"  # "digits" | "idx" | a tfds name | "image_folder"
+    # "digits" | "idx" | a tfds name | "image_folder" | "tfrecord"
+    config.dataset = "digits"
     # A folder of IDX files / a tfds data_dir; None for digits. Typed placeholders
     # (not plain None) so that --config.data_dir=... can set them.
     config.data_dir = ml_collections.config_dict.placeholder(str)
     config.validation_fraction = 0.1  # carved from the training split, fixed seed
-    # image_folder only (configs/image_folder.py): images are resized to this
+    # image_folder and tfrecord (configs/image_folder.py): images are resized to this
     # (height, width) and read as "rgb" or "grayscale".
     config.image_size = (64, 64)
     config.color_mode = "rgb"
-    config.data = ml_collections.ConfigDict()
-    # image_folder: every file is decoded once before training; one that cannot
-    # be read stops the run naming it, or, with True, is skipped (and counted).
-    config.data.skip_bad_files = False
+    config.data = data_section()
     config.split_seed = 0  # the data split never changes with config.seed
     # Few labels, many images (tf_distill/data/unlabelled.py): the teacher and the
     # student
@@ -94,8 +92,15 @@ def base_config() -> ml_collections.ConfigDict:
     config.student.weights = ml_collections.config_dict.placeholder(str)
     config.student.epochs = 100  # student alone, and distilling unless distill.epochs
 
-    # An existing .keras teacher to distil from (--model=distilling).
+    # An existing teacher to distil from (--model=distilling): a .keras file, or a
+    # SavedModel folder (TF Hub, Kaggle, TF Serving; load only ones you trust),
+    # whose `teacher.signature` is called on the raw pixels (cast to its input
+    # dtype) and whose output `teacher.output_key` (None: the only one, else
+    # "logits") gives "logits" or "probabilities" (`teacher.outputs`).
     config.teacher_path = ml_collections.config_dict.placeholder(str)
+    config.teacher.signature = "serving_default"
+    config.teacher.output_key = ml_collections.config_dict.placeholder(str)
+    config.teacher.outputs = "logits"
     # Several .keras teachers distilled as one committee
     # (tf_distill/distillation/ensemble.py):
     # their T-softened probabilities averaged. --model=distilling distils it;
@@ -228,3 +233,23 @@ def base_config() -> ml_collections.ConfigDict:
     # models (Keras' steps_per_execution); callbacks still see every epoch.
     config.steps_per_execution = 1
     return config
+
+
+def data_section() -> ml_collections.ConfigDict:
+    """`config.data`, the same for every task."""
+    data = ml_collections.ConfigDict()
+    # image_folder and tfrecord: every image is decoded once before training; one
+    # that cannot be read stops the run naming it, or, with True, is skipped (and
+    # counted).
+    data.skip_bad_files = False
+    # tfrecord: globs of TFRecord files of tf.train.Example records, each an
+    # encoded image (JPEG, PNG, ...) under image_feature and an integer label
+    # under label_feature, as tfds writes them; images are resized to
+    # config.image_size. Without validation_files, about config.validation_fraction
+    # of the training records are held out by a hash of (file name, index).
+    data.train_files = ml_collections.config_dict.placeholder(str)
+    data.validation_files = ml_collections.config_dict.placeholder(str)
+    data.test_files = ml_collections.config_dict.placeholder(str)
+    data.image_feature = "image"
+    data.label_feature = "label"
+    return data

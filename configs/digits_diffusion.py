@@ -13,6 +13,8 @@ distillation".
 
 import ml_collections
 
+from configs import default
+
 
 def get_config() -> ml_collections.ConfigDict:
     return base_config()
@@ -28,12 +30,9 @@ def base_config() -> ml_collections.ConfigDict:
     config.dataset = "digits"
     config.data_dir = ml_collections.config_dict.placeholder(str)
     config.validation_fraction = 0.1
-    config.image_size = (64, 64)  # image_folder only
-    config.color_mode = "grayscale"  # image_folder only
-    config.data = ml_collections.ConfigDict()
-    # image_folder: every file is decoded once before training; one that cannot
-    # be read stops the run naming it, or, with True, is skipped (and counted).
-    config.data.skip_bad_files = False
+    config.image_size = (64, 64)  # image_folder and tfrecord only
+    config.color_mode = "grayscale"  # image_folder and tfrecord only
+    config.data = default.data_section()  # image_folder, tfrecord
     config.split_seed = 0
     config.seed = 42
     config.batch_size = 128  # global, across replicas

@@ -9,7 +9,7 @@ cached (the pipeline is not augmented), the student trains on
 alpha * CE + (1 - alpha) * T^2 KL(teacher_T || student_T), and the student alone is
 trained from the same initial weights and batches for comparison (alpha=1: the
 labels alone). Prints the three test accuracies. On digits the distilled student
-does not beat the student alone (see the README's Results): a demo of the API, not a
+does not beat the student alone (see docs/results.md): a demo of the API, not a
 recipe.
 """
 

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from tests.conftest import SHARED_DATA, needs_shared_data, write_idx
-from tf_distill.data import batches, idx
+from tf_distill.data import batches, idx, image_files, records
+from tf_distill.tasks.classifier import data_checks
 from tf_distill.tasks.classifier import settings as config_lib
 
 # Published per-class counts (LeCun et al.; Fashion-MNIST is balanced).
@@ -208,7 +209,19 @@ def test_a_prepared_tfds_dataset_loads_offline_with_its_class_names(tmp_path):
     splits = config_lib.load_data(config_for("tiny_shapes", tmp_path))
     assert splits.source == "tfds:tiny_shapes"
     assert splits.class_names == ("dark", "mid", "light")
-    assert splits.sizes() == {"train": 36, "validation": 4, "test": 12}
+    # Streamed from tfds' TFRecord files, about a tenth of train validating
+    # (picked by a hash of file and index), never loaded whole.
+    assert isinstance(splits.x_train, records.RecordImages)
+    sizes = splits.sizes()
+    assert sizes["train"] + sizes["validation"] == 40 and sizes["test"] == 12
+    assert 1 <= sizes["validation"] <= 10
     assert splits.input_shape == (8, 8, 1) and splits.x_train.dtype == np.uint8
     # Each image's value is 100 x its label, through tfds' encode and decode.
-    np.testing.assert_array_equal(splits.x_test[:, 0, 0, 0], 100 * splits.y_test)
+    for x, y in ((splits.x_test, splits.y_test), (splits.x_val, splits.y_val)):
+        pixels = image_files.as_array(x)
+        np.testing.assert_array_equal(pixels[:, 0, 0, 0], 100 * y)
+    # Cached views re-render images held in memory: refused in one line.
+    config = config_for("tiny_shapes", tmp_path)
+    config.distill.cached_views, config.batch_size = 2, 8
+    with pytest.raises(ValueError, match=r"cached_views=2: .*tfds:tiny_shapes"):
+        data_checks.check_against_data(config, splits)

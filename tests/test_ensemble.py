@@ -59,7 +59,9 @@ def test_bad_teacher_paths_are_refused_before_any_work(tmp_path):
     with pytest.raises(ValueError, match="an ensemble needs >= 2 teachers"):
         checks.validate(config)
     config.teacher_paths = (str(tmp_path / "a.keras"), str(tmp_path / "b.keras"))
-    with pytest.raises(ValueError, match=r"no \.keras file at \['.*a\.keras'\]"):
+    with pytest.raises(
+        ValueError, match=r"no \.keras file or folder at \['.*a\.keras'\]"
+    ):
         checks.validate(config)
 
 

@@ -373,7 +373,7 @@ def test_an_image_folder_streams_through_the_teachers_cache(image_dir, tmp_path)
 def test_cached_views_need_images_in_memory(image_dir):
     config = image_config(image_dir, **{"distill.cached_views": 4})
     config.augment.color_jitter = 0.0
-    with pytest.raises(ValueError, match="an image folder streams its files"):
+    with pytest.raises(ValueError, match="image_folder data streams from its files"):
         checks.validate(config)
 
 

@@ -221,7 +221,7 @@ def _teacher_files(tmp_path):
         ),
         ("missing_file", "IDX file not found: "),
         ("corrupt_teacher", "corrupt.keras is not a Keras model file Keras can load"),
-        ("saved_model_teacher", "saved_model is a folder (a SavedModel?)"),
+        ("saved_model_teacher", "saved_model: Importing a SavedModel"),
         ("softmax_teacher", "softmax.keras gives probabilities, not logits"),
         ("teacher_path_to_teacher_mode", "--model=teacher trains its own teacher"),
         ("workdir_in_a_file", "a_file is a file, not a folder"),

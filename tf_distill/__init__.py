@@ -15,6 +15,7 @@ import importlib
 _LAZY = {
     "DistillResult": "tf_distill.api",
     "distill": "tf_distill.api",
+    "load_teacher": "tf_distill.models.saved_teacher",
     "Distiller": "tf_distill.distillation.distiller",
     "distillation_loss": "tf_distill.distillation.losses",
     "hard_loss": "tf_distill.distillation.losses",
@@ -38,6 +39,7 @@ __all__ = [
     "DistillResult",
     "Distiller",
     "distill",
+    "load_teacher",
     "distillation_loss",
     "hard_loss",
     "kd_loss",

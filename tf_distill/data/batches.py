@@ -1,6 +1,15 @@
 """The input pipeline: tf.data batches of a split's arrays, shuffled per epoch
 from the run's seed alone (a resumed run continues in the same order), with the
-teacher's cached logits travelling with their examples."""
+teacher's cached logits travelling with their examples.
+
+Images come as uint8 arrays (small data sets), as image files read by index
+(data/image_files.py), or as TFRecord files read in order (data/records.py): an
+epoch of records reads the files in an order drawn from (seed, epoch), a few at a
+time, and shuffles windows of SHUFFLE_WINDOW records, each window's permutation
+again a function of (seed, epoch, window) alone. Memory is then set by the window,
+never by the number of records, and a resumed run reads the order an
+uninterrupted one would.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +17,13 @@ import numpy as np
 import tensorflow as tf
 
 from tf_distill.data.image_files import ImageFiles
+from tf_distill.data.records import RecordImages
+
+# Records shuffled together in an epoch of TFRecord files (each record's bytes, a
+# JPEG of some tens of KB, is held until its window is read out), and the files
+# read at once.
+SHUFFLE_WINDOW = 4096
+INTERLEAVE = 16
 
 
 def pipeline(
@@ -23,9 +39,9 @@ def pipeline(
     """Batches (x, y) — or (x, y, extra), or x alone — into a tf.data pipeline.
 
     Args:
-        x: raw uint8 images, or image_files.ImageFiles (decoded and resized per
-            batch, in parallel); cast to float32 per batch (the model rescales
-            them).
+        x: raw uint8 images, image_files.ImageFiles or records.RecordImages
+            (decoded and resized per batch, in parallel); cast to float32 per
+            batch (the model rescales them).
         y: int labels; None for inputs alone (an inference pass).
         batch_size: the global batch size.
         extra: optional per-example array (e.g. cached teacher logits) that travels
@@ -53,17 +69,22 @@ def pipeline(
         tensors = (x, y, *extra.columns)
     else:
         tensors = (x, y, extra)
-    if shuffle_seed is None:
+    if shuffle_seed is not None and epochs is None:
+        raise ValueError("a shuffled pipeline needs the epochs it covers")
+    records = x if isinstance(x, RecordImages) else None
+    if records is not None:
+        ds = _record_batches(records, tensors[1:], batch_size, shuffle_seed, epochs)
+    elif shuffle_seed is None:
         ds = tf.data.Dataset.from_tensor_slices(tensors).batch(batch_size)
     else:
-        if epochs is None:
-            raise ValueError("a shuffled pipeline needs the epochs it covers")
         ds = _shuffled(tensors, batch_size, shuffle_seed, epochs)
+    streamed = files if files is not None else records
+    decode = None if streamed is None else streamed.decode_batch
 
     # Cast after batching: one vectorised op per batch instead of one per example.
     def to_float(x, *rest):
-        if files is not None:
-            x = files.decode_batch(x)
+        if decode is not None:
+            x = decode(x)
         if packed:
             y, *columns = rest
             rest = (y, extra.expand_batch(*columns))
@@ -75,7 +96,7 @@ def pipeline(
         # order in every run with the same seed.
         ds = ds.map(lambda x, *rest: (augment(x, training=True), *rest))
     # Decoded files are large batches: two in flight, not a buffer that grows.
-    return finish(ds, buffer=2 if files is not None else tf.data.AUTOTUNE)
+    return finish(ds, buffer=2 if decode is not None else tf.data.AUTOTUNE)
 
 
 def _shuffled(tensors, batch_size, shuffle_seed, epochs) -> tf.data.Dataset:
@@ -93,6 +114,59 @@ def _shuffled(tensors, batch_size, shuffle_seed, epochs) -> tf.data.Dataset:
         num_parallel_calls=tf.data.AUTOTUNE,
         deterministic=True,
     )
+
+
+def _record_batches(records, columns, batch_size, shuffle_seed, epochs):
+    """Batches of (serialized records, *columns gathered at their positions):
+    in file order without `shuffle_seed`, else every epoch of `epochs` shuffled."""
+    columns = tuple(tf.constant(c) for c in columns)
+    files = len(records.needed_files())
+
+    def one_epoch(epoch):
+        seed = tf.stack([tf.constant(shuffle_seed, tf.int64), epoch])
+        ds = records.stream(epoch_order(files, seed[0], epoch), cycle=INTERLEAVE)
+        return _shuffle_windows(ds, seed).batch(batch_size)
+
+    if shuffle_seed is None:
+        ds = records.stream().batch(batch_size)
+    else:
+        ds = over_epochs(epochs, one_epoch)
+    # The filter hides the count from tf.data; Keras warns of a dataset "out of
+    # data" at the end of each evaluation when it does not know it.
+    count = -(-len(records) // batch_size) * (
+        1 if shuffle_seed is None else len(epochs)
+    )
+    ds = ds.apply(tf.data.experimental.assert_cardinality(count))
+    # Under several workers each reads every file and keeps its share of each
+    # batch: sharding by file (tf.data's first choice for a file reader) would
+    # give workers unequal numbers of batches.
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = (
+        tf.data.experimental.AutoShardPolicy.DATA
+    )
+    return ds.with_options(options).map(
+        lambda positions, records: (
+            records,
+            *(tf.gather(c, positions) for c in columns),
+        ),
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=True,
+    )
+
+
+def _shuffle_windows(ds: tf.data.Dataset, seed: tf.Tensor) -> tf.data.Dataset:
+    """`ds` of (position, record) with each window of SHUFFLE_WINDOW elements
+    permuted by a function of (`seed`, window) alone."""
+
+    def permute(window, batch):
+        positions, records = batch
+        order = tf.random.experimental.stateless_shuffle(
+            tf.range(tf.shape(positions, out_type=tf.int64)[0]),
+            seed=tf.random.experimental.stateless_fold_in(seed, window),
+        )
+        return tf.gather(positions, order), tf.gather(records, order)
+
+    return ds.batch(SHUFFLE_WINDOW).enumerate().map(permute).unbatch()
 
 
 def epoch_order(n: int, seed: tf.Tensor, epoch: tf.Tensor) -> tf.Tensor:

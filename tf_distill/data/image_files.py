@@ -54,12 +54,7 @@ class ImageFiles:
 
     def decode(self, path: tf.Tensor) -> tf.Tensor:
         """One file's pixels: (height, width, channels) uint8."""
-        height, width, channels = self.image_shape
-        image = tf.io.decode_image(
-            tf.io.read_file(path), channels=channels, expand_animations=False
-        )
-        image = tf.image.resize(image, (height, width), method="bilinear")
-        return tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
+        return decode_bytes(tf.io.read_file(path), self.image_shape)
 
     def decode_batch(self, paths: tf.Tensor) -> tf.Tensor:
         """(batch, height, width, channels) uint8 from a batch of paths."""
@@ -88,11 +83,26 @@ class ImageFiles:
         return digest.hexdigest()
 
 
+def decode_bytes(data: tf.Tensor, image_shape) -> tf.Tensor:
+    """An encoded image (JPEG, PNG, BMP, GIF) as (height, width, channels) uint8,
+    resized to `image_shape`."""
+    height, width, channels = image_shape
+    image = tf.io.decode_image(data, channels=channels, expand_animations=False)
+    image = tf.image.resize(image, (height, width), method="bilinear")
+    return tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
+
+
+def streams(images) -> bool:
+    """Whether `images` stay in their files (ImageFiles, records.RecordImages)
+    rather than in a uint8 array."""
+    return not isinstance(images, np.ndarray)
+
+
 def as_array(images, limit: int | None = None) -> np.ndarray:
     """The first `limit` (all by default) of `images` as a uint8 array: decoded
-    from their files for ImageFiles, as they are for an array."""
+    from their files for streamed images, as they are for an array."""
     picked = images if limit is None else images[:limit]
-    return picked.load() if isinstance(picked, ImageFiles) else picked
+    return picked.load() if streams(picked) else picked
 
 
 def hashed_split(relative_paths, fraction: float) -> np.ndarray:

@@ -28,6 +28,7 @@ import numpy as np
 
 from tf_distill.data import idx, image_folder
 from tf_distill.data.image_files import ImageFiles
+from tf_distill.data.records import RecordImages
 
 UNLABELED = -1
 TRAIN = "train"  # config.distill.transfer_data: the withheld training images
@@ -107,6 +108,15 @@ def distillation_set(splits, transfer: str | np.ndarray | None):
     if isinstance(transfer, str):
         transfer = _withheld(splits)
     unlabeled = np.full(len(transfer), UNLABELED, splits.y_train.dtype)
+    labels = np.concatenate([splits.y_train, unlabeled])
+    if isinstance(splits.x_train, RecordImages):
+        if not isinstance(transfer, RecordImages):
+            raise ValueError(
+                "config.distill.transfer_data: only the withheld training records "
+                "('train', with config.labeled_fraction < 1) can join TFRecord data"
+            )
+        images, order = splits.x_train.merge(transfer)  # still in file order
+        return images, labels[order]
     if isinstance(splits.x_train, ImageFiles):
         if not isinstance(transfer, ImageFiles):
             raise ValueError(
@@ -116,7 +126,7 @@ def distillation_set(splits, transfer: str | np.ndarray | None):
         images = splits.x_train.concatenate(transfer)
     else:
         images = np.concatenate([splits.x_train, transfer])
-    return images, np.concatenate([splits.y_train, unlabeled])
+    return images, labels
 
 
 def distillation_size(splits, transfer: str | np.ndarray | None) -> int:

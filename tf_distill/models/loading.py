@@ -78,8 +78,9 @@ def load(path: str, strategy: tf.distribute.Strategy | None = None) -> keras.Mod
     """
     if os.path.isdir(path):
         raise ValueError(
-            f"{path} is a folder (a SavedModel?); a teacher to train with is a "
-            ".keras file, as model.save('teacher.keras') writes"
+            f"{path} is a folder (a SavedModel?); a model to train on is a .keras "
+            "file, as model.save('model.keras') writes (a SavedModel can teach: "
+            "config.teacher_path)"
         )
     if not os.path.isfile(path):
         raise FileNotFoundError(f"No model file at {path}")

@@ -31,6 +31,11 @@ def data_spec(config: ml_collections.ConfigDict) -> sources.DataSpec:
         image_size=tuple(config.image_size),
         color_mode=config.color_mode,
         skip_bad_files=config.data.skip_bad_files,
+        train_files=config.data.train_files,
+        validation_files=config.data.validation_files,
+        test_files=config.data.test_files,
+        image_feature=config.data.image_feature,
+        label_feature=config.data.label_feature,
     )
 
 

@@ -30,10 +30,9 @@ import numpy as np
 from absl import logging
 
 from tf_distill.outputs import files
-from tf_distill.training import interrupt
+from tf_distill.training import interrupt, progress
 
 SHARD = 8192  # rows per file
-_PROGRESS_SECONDS = 10.0  # how often a long pass says how far it is
 
 
 def fingerprint(*parts) -> str:
@@ -46,7 +45,7 @@ def fingerprint(*parts) -> str:
                 value = np.asarray(weight.numpy())
                 digest.update(f"{weight.path}{value.shape}{value.dtype}".encode())
                 digest.update(np.ascontiguousarray(value).tobytes())
-        elif hasattr(part, "fingerprint"):  # data.image_files.ImageFiles
+        elif hasattr(part, "fingerprint"):  # ImageFiles, records.RecordImages
             digest.update(part.fingerprint().encode())
         elif isinstance(part, np.ndarray):
             digest.update(f"{part.shape}{part.dtype}".encode())
@@ -120,31 +119,19 @@ def _shard_path(folder: str, start: int) -> str:
 
 def _fill(folder, count, shard, compute, what) -> float:
     """Computes every missing shard; the seconds it took."""
-    begin = last_said = time.perf_counter()
-    done = 0
+    begin = time.perf_counter()
     missing = [
         s for s in range(0, count, shard) if not os.path.isfile(_shard_path(folder, s))
     ]
     todo = sum(min(count, s + shard) - s for s in missing)
-    for start in missing:
-        stop = min(count, start + shard)
-        rows = compute(start, stop)
-        with files.replacing_file(_shard_path(folder, start), suffix=".npz") as tmp:
-            np.savez(tmp, **rows)
-        interrupt.check()  # the shard is kept: a rerun resumes after it
-        done += stop - start
-        now = time.perf_counter()
-        if now - last_said >= _PROGRESS_SECONDS and done < todo:
-            rate = done / (now - begin)
-            logging.info(
-                "Caching %s: %d of %d rows, %.0f/s, about %.0f s left",
-                what,
-                done,
-                todo,
-                rate,
-                (todo - done) / rate,
-            )
-            last_said = now
+    with progress.Pass(f"Caching {what}", todo) as shown:
+        for start in missing:
+            stop = min(count, start + shard)
+            rows = compute(start, stop)
+            with files.replacing_file(_shard_path(folder, start), suffix=".npz") as tmp:
+                np.savez(tmp, **rows)
+            interrupt.check()  # the shard is kept: a rerun resumes after it
+            shown.update(stop - start)
     return time.perf_counter() - begin
 
 

@@ -38,8 +38,8 @@ def make_strategy(name: str, connect_timeout: float = 300.0) -> tf.distribute.St
         if "TF_CONFIG" not in os.environ:
             raise ValueError(
                 "config.strategy='multi_worker' needs the TF_CONFIG environment "
-                "variable describing the cluster (see the README's multi-worker "
-                "section)"
+                "variable describing the cluster (see docs/machines.md, several "
+                "machines)"
             )
         peers.wait_for_peers(connect_timeout)
         with peers.guarded(connect_timeout):

@@ -132,3 +132,51 @@ class EpochLine(EpochTimer):
             f"{self._name}: {self._run} epochs in {self._seconds:.1f} s, {shown}",
             flush=True,
         )
+
+
+class Pass:
+    """The progress of a long pass over rows (the teacher's caching pass, reading
+    every record of a data set): on a terminal a tqdm bar with the rate and the
+    time left, removed when the pass ends; elsewhere (CI, a log file) a log line
+    every `every` seconds.
+
+        with progress.Pass("the teacher's logits on 50000 train images", 50000) as p:
+            for rows in ...:
+                p.update(len(rows))
+    """
+
+    def __init__(self, what: str, total: int, unit: str = "rows", every=10.0):
+        self._what, self._total, self._unit, self._every = what, total, unit, every
+        self._begin = self._said = time.perf_counter()
+        self._done = 0
+        self._bar = (
+            tqdm.tqdm(total=total, desc=what, unit=unit, leave=False)
+            if sys.stdout.isatty()
+            else None
+        )
+
+    def update(self, count: int) -> None:
+        self._done += count
+        if self._bar is not None:
+            self._bar.update(count)
+            return
+        now = time.perf_counter()
+        if now - self._said >= self._every and self._done < self._total:
+            rate = self._done / (now - self._begin)
+            logging.info(
+                "%s: %d of %d %s, %.0f/s, about %.0f s left",
+                self._what,
+                self._done,
+                self._total,
+                self._unit,
+                rate,
+                (self._total - self._done) / rate,
+            )
+            self._said = now
+
+    def __enter__(self) -> Pass:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._bar is not None:
+            self._bar.close()

@@ -10,6 +10,7 @@ import ml_collections
 from tf_distill.checker import Checker, is_int, is_number
 from tf_distill.data import augment, unlabelled
 from tf_distill.distillation import registry
+from tf_distill.models import saved_teacher
 from tf_distill.teacher import cache
 
 CACHE_DTYPES = ("float32", "float16")
@@ -111,20 +112,34 @@ def _cached_views(c: Checker, config: ml_collections.ConfigDict) -> None:
         "epochs would be computed and never all seen: at most the epochs",
     )
     c.check(
-        config.dataset != "image_folder",
+        config.dataset not in ("image_folder", "tfrecord"),
         "distill.cached_views",
-        "cached views re-render each image from memory, and an image folder "
-        "streams its files: set it to 0 (the teacher then runs in every step)",
+        f"cached views re-render each image from memory, and {config.dataset} "
+        "data streams from its files: set it to 0 (the teacher then runs in every "
+        "step)",
     )
 
 
 def _teachers(c: Checker, config: ml_collections.ConfigDict) -> None:
-    """config.teacher_paths: an ensemble of saved teachers."""
+    """config.teacher_paths: an ensemble of saved teachers; config.teacher's keys
+    for a SavedModel teacher."""
+    c.one_of("teacher.outputs", saved_teacher.OUTPUTS)
+    c.check(
+        isinstance(config.teacher.signature, str) and config.teacher.signature,
+        "teacher.signature",
+        "expected the name of a SavedModel signature, e.g. serving_default",
+    )
+    c.check(
+        config.distill.teacher_dtype == "float32"
+        or not (config.teacher_path and os.path.isdir(config.teacher_path)),
+        "distill.teacher_dtype",
+        "a SavedModel teacher runs its own graph in its own dtypes: set float32",
+    )
     paths = config.teacher_paths
     c.check(
         isinstance(paths, (tuple, list)) and all(isinstance(p, str) for p in paths),
         "teacher_paths",
-        "expected a tuple of .keras file paths",
+        "expected a tuple of .keras files or SavedModel folders",
     )
     if not paths:
         return
@@ -134,8 +149,8 @@ def _teachers(c: Checker, config: ml_collections.ConfigDict) -> None:
         "teacher_paths",
         f"and config.teacher_path={config.teacher_path!r}: give one or the other",
     )
-    missing = [p for p in paths if not os.path.isfile(p)]
-    c.check(not missing, "teacher_paths", f"no .keras file at {missing[:1]}")
+    missing = [p for p in paths if not os.path.exists(p)]
+    c.check(not missing, "teacher_paths", f"no .keras file or folder at {missing[:1]}")
     c.check(
         config.distill.teacher_dtype == "float32",
         "teacher_paths",

@@ -9,11 +9,12 @@ import re
 import sys
 
 import keras
+import tensorflow as tf
 from absl import logging
 
 from tf_distill.data import unlabelled
 from tf_distill.distillation import ensemble
-from tf_distill.models import loading, measure
+from tf_distill.models import loading, measure, saved_teacher
 from tf_distill.outputs import files
 from tf_distill.outputs.rundir import TEACHER, ModelKey, RunDir, generation_base
 from tf_distill.tasks import context, rerun
@@ -22,10 +23,17 @@ from tf_distill.tasks.classifier import settings as config_lib
 from tf_distill.tasks.context import RunContext
 
 
-def load_fitting(path: str, splits, strategy=None) -> keras.Model:
-    """Loads a .keras model and checks that it fits the data: its shapes, and the
+def load_fitting(path: str, splits, strategy=None, saved_model=None) -> keras.Model:
+    """Loads a .keras model (or, with `saved_model`, a saved_teacher.SavedModelSpec,
+    a SavedModel folder) and checks that it fits the data: its shapes, and the
     data its run trained it on when it has one (context.check_trained_on)."""
-    model = loading.load(path, strategy)
+    if saved_model is not None and os.path.isdir(path):
+        with (strategy or tf.distribute.get_strategy()).scope():
+            model = saved_teacher.load(
+                path, input_shape=splits.input_shape, spec=saved_model
+            )
+    else:
+        model = loading.load(path, strategy)
     loading.check_fits(
         model, input_shape=splits.input_shape, num_classes=splits.num_classes, path=path
     )
@@ -148,7 +156,8 @@ class Session:
             config.batch_size,
             config.batch_size // strategy.num_replicas_in_sync,
         )
-        self.members = [load_fitting(p, splits, strategy) for p in teacher_paths]
+        spec = config_lib.saved_model_spec(config.teacher)
+        self.members = [load_fitting(p, splits, strategy, spec) for p in teacher_paths]
         data_checks.check_logits(teacher_paths, self.members, splits)
         if len(self.members) == 1:
             self.teacher = self.members[0]

@@ -10,10 +10,9 @@ import dataclasses
 
 import ml_collections
 
-from tf_distill.data import augment, sources, unlabelled
-from tf_distill.data.image_files import ImageFiles
+from tf_distill.data import augment, image_files, sources, unlabelled
 from tf_distill.distillation import methods, registry
-from tf_distill.models import architectures
+from tf_distill.models import architectures, saved_teacher
 from tf_distill.tasks import context
 from tf_distill.training import fitting
 
@@ -59,6 +58,17 @@ def model_spec(section: ml_collections.ConfigDict) -> architectures.ModelSpec:
         dropout=float(section.dropout),
         weights=section.weights,
         epochs=section.epochs,
+    )
+
+
+def saved_model_spec(
+    section: ml_collections.ConfigDict,
+) -> saved_teacher.SavedModelSpec:
+    """How config.teacher says to call a SavedModel teacher."""
+    return saved_teacher.SavedModelSpec(
+        signature=section.signature,
+        output_key=section.output_key,
+        outputs=section.outputs,
     )
 
 
@@ -143,5 +153,5 @@ def transfer_data(config: ml_collections.ConfigDict, splits: sources.Splits):
         source,
         input_shape=splits.input_shape,
         input_scale=splits.input_scale,
-        stream=isinstance(splits.x_train, ImageFiles),
+        stream=image_files.streams(splits.x_train),
     )
