@@ -38,5 +38,5 @@ setup(
         # still TensorFlow's.
         "ai-edge-litert",
     ],
-    extras_require={"test": ["pytest", "ruff"]},
+    extras_require={"test": ["pytest", "pytest-xdist", "ruff"]},
 )
