@@ -10,6 +10,8 @@ from collections.abc import Sequence
 import keras
 import tensorflow as tf
 
+from tf_distill.models import saved_teacher
+
 
 def check_fits(
     model: keras.Model, *, input_shape: Sequence[int], num_classes: int, path: str
@@ -68,14 +70,25 @@ def teacher_for_inference(
     return copy_with_policy(teacher, "mixed_bfloat16", strategy)
 
 
-def load(path: str, strategy: tf.distribute.Strategy | None = None) -> keras.Model:
-    """A saved .keras model, its variables created under `strategy`.
+def load(
+    path: str,
+    strategy: tf.distribute.Strategy | None = None,
+    *,
+    saved_model: saved_teacher.SavedModelSpec | None = None,
+    input_shape: Sequence[int] | None = None,
+) -> keras.Model:
+    """A saved .keras model, its variables created under `strategy`; with
+    `saved_model` (a teacher's), a SavedModel folder too (saved_teacher.py),
+    taking images of `input_shape`.
 
     Raises:
         FileNotFoundError: nothing at `path`.
         ValueError: `path` is a folder (a SavedModel is for serving, not for
             training on) or a file Keras cannot read, saying which.
     """
+    if os.path.isdir(path) and saved_model is not None:
+        with (strategy or tf.distribute.get_strategy()).scope():
+            return saved_teacher.load(path, input_shape=input_shape, spec=saved_model)
     if os.path.isdir(path):
         raise ValueError(
             f"{path} is a folder (a SavedModel?); a model to train on is a .keras "

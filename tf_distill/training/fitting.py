@@ -113,18 +113,7 @@ def fit(
     Raises:
         resume.TrainingDiverged: a loss became NaN or infinite (backup removed).
     """
-    start_epoch = resume.start_epoch(backup_dir)
-    history = resume.history_so_far(backup_dir, start_epoch)
-    if start_epoch:
-        logging.info(
-            "Resuming %s at epoch %d of %d from %s",
-            name,
-            start_epoch + 1,
-            epochs,
-            backup_dir,
-        )
-    else:  # a fresh fit: its curves replace an earlier run's
-        shutil.rmtree(tensorboard_dir, ignore_errors=True)
+    start_epoch, history = _start(name, epochs, backup_dir, tensorboard_dir)
     best = _best_epoch_tracker(backup_dir, early_stopping, epochs)
     callbacks = [
         progress.EpochLine(name, epochs, log_path),
@@ -161,6 +150,24 @@ def fit(
         best_weights=None if best_epoch in (None, epochs_run) else best.best_weights,
         best_epoch=best_epoch,
     )
+
+
+def _start(name, epochs, backup_dir, tensorboard_dir):
+    """(the epoch the fit starts at, the history so far): a crash's backup
+    resumes; a fresh fit's TensorBoard curves replace an earlier run's."""
+    start_epoch = resume.start_epoch(backup_dir)
+    history = resume.history_so_far(backup_dir, start_epoch)
+    if start_epoch:
+        logging.info(
+            "Resuming %s at epoch %d of %d from %s",
+            name,
+            start_epoch + 1,
+            epochs,
+            backup_dir,
+        )
+    else:
+        shutil.rmtree(tensorboard_dir, ignore_errors=True)
+    return start_epoch, history
 
 
 def _backups(backup_dir, history, start_epoch):

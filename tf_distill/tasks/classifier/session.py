@@ -9,12 +9,11 @@ import re
 import sys
 
 import keras
-import tensorflow as tf
 from absl import logging
 
 from tf_distill.data import unlabelled
 from tf_distill.distillation import ensemble
-from tf_distill.models import loading, measure, saved_teacher
+from tf_distill.models import loading, measure
 from tf_distill.outputs import files
 from tf_distill.outputs.rundir import TEACHER, ModelKey, RunDir, generation_base
 from tf_distill.tasks import context, rerun
@@ -27,13 +26,9 @@ def load_fitting(path: str, splits, strategy=None, saved_model=None) -> keras.Mo
     """Loads a .keras model (or, with `saved_model`, a saved_teacher.SavedModelSpec,
     a SavedModel folder) and checks that it fits the data: its shapes, and the
     data its run trained it on when it has one (context.check_trained_on)."""
-    if saved_model is not None and os.path.isdir(path):
-        with (strategy or tf.distribute.get_strategy()).scope():
-            model = saved_teacher.load(
-                path, input_shape=splits.input_shape, spec=saved_model
-            )
-    else:
-        model = loading.load(path, strategy)
+    model = loading.load(
+        path, strategy, saved_model=saved_model, input_shape=splits.input_shape
+    )
     loading.check_fits(
         model, input_shape=splits.input_shape, num_classes=splits.num_classes, path=path
     )
