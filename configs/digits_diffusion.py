@@ -78,4 +78,7 @@ def base_config() -> ml_collections.ConfigDict:
 
     config.tensorboard = ml_collections.ConfigDict()
     config.tensorboard.every_steps = 100
+    # Crash backups: after the first epoch, then every this many seconds (0:
+    # every epoch); as configs/default.py.
+    config.backup_every_seconds = 30.0
     return config

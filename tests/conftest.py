@@ -111,16 +111,18 @@ def idx_folder(tmp_path):
     return folder
 
 
-def whole_and_resumed(fit, monkeypatch):
-    """`fit(name)` run whole, then run interrupted after its first epoch's backups
-    (as Ctrl-C would stop it) and again, resuming: the two results."""
+def whole_and_resumed(fit, monkeypatch, stop_after_epoch=0):
+    """`fit(name)` run whole, then run interrupted at the end of epoch
+    `stop_after_epoch` (0-based), after the backups that epoch writes, and again,
+    resuming: the two results."""
     from tf_distill.training import interrupt
 
     whole = fit("whole")
-    stop_after = {"epoch": 0}
+    stop_after = {"epoch": stop_after_epoch}
 
     def crash_once(self, epoch, logs=None):
-        if epoch == stop_after.pop("epoch", None):
+        if epoch == stop_after.get("epoch"):
+            del stop_after["epoch"]
             raise KeyboardInterrupt
 
     monkeypatch.setattr(interrupt.Stop, "on_epoch_end", crash_once)

@@ -268,3 +268,26 @@ def test_a_sampler_trained_on_other_data_is_refused_naming_it(tmp_path, mode):
     (final / "metrics.json").write_text('{"data": {"source": "idx:/mnist"}}')
     with pytest.raises(ValueError, match="model.keras was trained on idx:/mnist, but"):
         _run(tiny(), tmp_path, mode)
+
+
+def test_the_summary_pairs_each_sampler_with_ddim_in_as_many_steps(tmp_path):
+    """Mean ± std over the noise seeds, and the paired difference to the
+    teacher's DDIM in the same steps with its interval and the gap it closes."""
+    from tf_distill.tasks.diffusion import report
+
+    def fid(*values):
+        return quality.summarise([{"fid": v} for v in values])
+
+    results = {
+        "teacher": {"sampling_steps": 8},
+        "student": {"quality": {"2": fid(20.0, 22.0, 21.0), "8": fid(5.0, 5.5, 4.5)}},
+        "distilling_steps2": {"sampling_steps": 2, "quality": fid(10.0, 11.0, 12.0)},
+    }
+    lines = report.summary("distilling", results, RunDir(str(tmp_path), str(tmp_path)))
+    text = "\n".join(lines)
+    assert "2-step sampler: FID 11.00 ± 1.00 over 3 noise seeds" in text, text
+    # Per seed -10, -11, -9: mean -10, t(0.975, 2) * 1 / sqrt(3) = 2.48 either side;
+    # (21 - 11) / (21 - 5) = 62.5% of DDIM's gap to the 8-step teacher closed.
+    assert "DDIM in 2 steps (FID 21.00 ± 1.00): -10.00 FID" in text, text
+    assert "95% CI [-12.48, -7.52]" in text, text
+    assert "62% of its gap to the teacher's sampler (FID 5.00) closed" in text, text

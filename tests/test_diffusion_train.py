@@ -110,7 +110,7 @@ def test_a_resumed_teacher_fit_draws_the_noise_an_uninterrupted_one_would(
     digits, tmp_path, monkeypatch
 ):
     """The noise and times come from the trainer's SeedGenerator, whose state the
-    weights' backup leaves out (resume.SeedBackup keeps it): without it a resumed
+    weights' backup leaves out (backups.SeedBackup keeps it): without it a resumed
     round differed from an uninterrupted one by up to 6.7e-4 in its weights."""
     from tf_distill.training import fitting
 

@@ -190,12 +190,18 @@ def test_records_train_and_distil_end_to_end_with_the_cache_reused(
     assert metrics["teacher_pass_seconds"] == 0.0  # read back, not recomputed
 
 
-def test_a_long_pass_says_how_far_it_is_where_no_bar_shows(caplog):
+def test_a_long_pass_says_how_far_it_is_where_no_bar_shows(caplog, capsys):
     from tf_distill.training import progress
 
     with caplog.at_level("INFO", logger="absl"):
         with progress.Pass("Reading records", 10, unit="records", every=0.0) as shown:
             shown.update(4)
             shown.update(6)  # the end: no line saying it is not there yet
-    assert "Reading records: 4 of 10 records" in caplog.text
+        with progress.Pass("Exporting student", 3, unit="files") as shown:
+            shown.update(3)  # quicker than 10 s: no closing line
+    printed = capsys.readouterr().out.splitlines()  # plain lines: not a terminal
+    assert printed[0].startswith("Reading records: 4 of 10 records, "), printed
+    assert printed[1].startswith("Reading records: 10 records in "), printed
+    assert len(printed) == 2, printed
+    assert "Reading records: 4 of 10 records" in caplog.text  # and run.log's
     assert "10 of 10" not in caplog.text

@@ -13,7 +13,7 @@ from tests.conftest import tiny_flags, whole_and_resumed
 from tests.test_distribute import ENV
 from tests.test_main import MAIN, run_main
 from tests.test_train import run_in
-from tf_distill.training import resume
+from tf_distill.training import backups, resume
 
 
 def _student_command(workdir):
@@ -26,6 +26,7 @@ def _student_command(workdir):
         "--config.student.epochs=4",  # later flags override the tiny ones
         "--config.batch_size=2",
         "--config.deterministic=True",
+        "--config.backup_every_seconds=0",  # a backup after every epoch
     ]
 
 
@@ -61,10 +62,10 @@ def test_a_killed_run_resumes_at_its_next_epoch_with_the_same_result(tmp_path):
 
     resumed = run_main(tmp_path, *_student_command(run))
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert "Resuming student at epoch 3 of 4" in resumed.stderr
+    assert "Resuming student at epoch 3 of 4" in (run / "run.log").read_text()
     uninterrupted = run_main(tmp_path, *_student_command(tmp_path / "whole"))
     assert uninterrupted.returncode == 0, uninterrupted.stderr[-3000:]
-    assert "Resuming" not in uninterrupted.stderr
+    assert "Resuming" not in (tmp_path / "whole" / "run.log").read_text()
 
     import keras
 
@@ -139,7 +140,7 @@ def test_early_stopping_keeps_its_best_weights_and_patience_across_a_resume(
     # The loss falls every epoch, so with mode="max" the first epoch stays the best.
 
     def stopper():
-        return resume.ResumableEarlyStopping(
+        return backups.ResumableEarlyStopping(
             str(tmp_path),
             monitor="loss",
             mode="max",
@@ -160,10 +161,8 @@ def test_early_stopping_keeps_its_best_weights_and_patience_across_a_resume(
         np.testing.assert_array_equal(got, want)
 
 
-def test_dropout_draws_the_same_masks_after_a_resume(tmp_path, monkeypatch):
-    """BackupAndRestore leaves the random-number state out of its backup; without
-    SeedBackup a resumed fit redraws epoch 0's dropout masks and the weights
-    part from an uninterrupted fit's."""
+def _dropout_fit(tmp_path, epochs=3, backup_every_seconds=0.0):
+    """fit(name): a fit whose result depends on its dropout draws; its weights."""
     import keras
     import tensorflow as tf
 
@@ -189,13 +188,37 @@ def test_dropout_draws_the_same_masks_after_a_resume(tmp_path, monkeypatch):
                 tf.data.Dataset.from_tensor_slices((x, y)).batch(16).repeat(len(epochs))
             ),
             val_ds=tf.data.Dataset.from_tensor_slices((x, y)).batch(64),
-            epochs=3,
+            epochs=epochs,
             steps_per_epoch=4,
             backup_dir=str(tmp_path / name / "backup"),
             tensorboard_dir=str(tmp_path / name / "tb"),
+            backup_every_seconds=backup_every_seconds,
         )
         return model.get_weights()
 
-    whole, resumed = whole_and_resumed(fit, monkeypatch)
+    return fit
+
+
+def test_dropout_draws_the_same_masks_after_a_resume(tmp_path, monkeypatch):
+    """BackupAndRestore leaves the random-number state out of its backup; without
+    SeedBackup a resumed fit redraws epoch 0's dropout masks and the weights
+    part from an uninterrupted fit's."""
+    whole, resumed = whole_and_resumed(_dropout_fit(tmp_path), monkeypatch)
+    for a, b in zip(whole, resumed, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_backups_at_an_interval_resume_after_the_last_one_with_the_same_result(
+    tmp_path, monkeypatch, caplog
+):
+    """An hour's interval: only the first epoch is backed up, so a fit killed
+    after its third epoch resumes at its second, and ends as a whole one."""
+    fit = _dropout_fit(tmp_path, epochs=5, backup_every_seconds=3600.0)
+    with caplog.at_level("INFO", logger="absl"):
+        whole, resumed = whole_and_resumed(fit, monkeypatch, stop_after_epoch=2)
+    assert "Resuming m at epoch 2 of 5" in caplog.text
+    # The resumed fit backs up its own first epoch (the second), then none.
+    metadata = tmp_path / "resumed" / "backup" / "training_metadata.json"
+    assert json.loads(metadata.read_text())["epoch"] == 2
     for a, b in zip(whole, resumed, strict=True):
         np.testing.assert_array_equal(a, b)

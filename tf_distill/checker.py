@@ -44,6 +44,12 @@ class Checker:
             "expected an integer in [0, 2**32)",
         )
 
+    def number_at_least_zero(self, key: str) -> None:
+        value = self.get(key)
+        self.check(
+            is_number(value) and value >= 0, key, "expected a finite number >= 0"
+        )
+
     def positive_number(self, key: str) -> None:
         """A finite number > 0 (inf and NaN compare as numbers, and then diverge)."""
         value = self.get(key)

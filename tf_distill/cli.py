@@ -12,6 +12,7 @@ from an installed wheel.
 
 import ast
 import importlib.util
+import logging
 import os
 import signal
 import sys
@@ -232,6 +233,9 @@ def main(argv):
     workdir = FLAGS.workdir or os.path.join("runs", config.name)
     if QUIET:
         quiet.only_ours()
+    # Every log line to <workdir>/run.log; the terminal shows the info lines
+    # only with --verbosity (-v), else the warnings and what the run prints.
+    quiet.log_to_run_dir(logging.WARNING if QUIET else logging.NOTSET)
     interrupt.install()
     try:
         results = experiment.run(config, workdir=workdir, mode=FLAGS.model)

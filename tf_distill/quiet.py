@@ -58,3 +58,57 @@ def only_ours(*also: str) -> None:
 
     absl_logging.get_absl_handler().addFilter(OursOnly(*also))
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
+
+
+class RunLog(logging.Handler):
+    """Every log line of a command-line run, in `<run dir>/run.log`.
+
+    The terminal shows warnings, errors and the lines the run prints (a line per
+    model, the summary); the info lines (the data, the config, each model's test
+    measures, where files went) go here. Lines logged before the run directory
+    exists are kept in memory and written when it does (`attach`), so a run
+    refused before any work leaves no file behind.
+    """
+
+    def __init__(self):
+        super().__init__(logging.INFO)
+        self._pending: list[str] = []
+        self._path: str | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        line = self.format(record)
+        if self._path is None:
+            self._pending.append(line)
+            return
+        with open(self._path, "a", encoding="utf-8") as f:
+            f.write(line + "\n")
+
+    def attach(self, path: str) -> None:
+        self._path = path
+        with open(path, "a", encoding="utf-8") as f:
+            f.writelines(line + "\n" for line in self._pending)
+        self._pending = []
+
+
+_RUN_LOG: list[RunLog] = []
+
+
+def log_to_run_dir(terminal: int = logging.WARNING) -> None:
+    """Every line to run.log (RunLog); the terminal from level `terminal` up."""
+    from absl import logging as absl_logging
+
+    handler = absl_logging.get_absl_handler()
+    run_log = RunLog()
+    run_log.setFormatter(absl_logging.PythonFormatter())
+    for f in handler.filters:
+        run_log.addFilter(f)
+    handler.setLevel(terminal)
+    logging.getLogger("absl").addHandler(run_log)
+    _RUN_LOG[:] = [run_log]
+
+
+def attach_run_log(path: str) -> None:
+    """Starts writing run.log at `path` (once the run directory exists); nothing
+    when the program did not ask for it (the Python API)."""
+    for run_log in _RUN_LOG:
+        run_log.attach(path)

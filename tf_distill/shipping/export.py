@@ -33,6 +33,7 @@ from tf_distill.data import image_files
 from tf_distill.models import loading
 from tf_distill.outputs import files
 from tf_distill.outputs.rundir import ModelPaths
+from tf_distill.training import progress
 
 SIGNATURE = "serving_default"
 CLASS_NAMES_SIGNATURE = "class_names"
@@ -67,25 +68,32 @@ def export_model(
         # Exports compute in float32 whatever the training policy: LiteRT has no
         # bfloat16 kernels, and CPUs serve float32 fastest. Same (float32) weights.
         model = loading.copy_with_policy(model, "float32")
-    export_saved_model(
-        model, paths.saved_model, class_names=class_names, pixel_max=pixel_max
-    )
-    files.write_text(paths.class_names, "".join(f"{name}\n" for name in class_names))
-    sizes = {"saved_model": files.size_bytes(paths.saved_model)}
-    for kind in TFLITE_KINDS:
-        path = paths.tflite(kind)
-        if representative is None:
-            # A LiteRT file from an earlier run would no longer match this model.
-            with contextlib.suppress(FileNotFoundError):
-                os.remove(path)
-            continue
-        export_tflite(
-            model,
-            path,
-            representative=representative if kind == "int8" else None,
-            pixel_max=pixel_max,
+    count = 1 + (0 if representative is None else len(TFLITE_KINDS))
+    name = os.path.basename(os.path.normpath(paths.dir))
+    with progress.Pass(f"Exporting {name}", count, unit="files") as shown:
+        export_saved_model(
+            model, paths.saved_model, class_names=class_names, pixel_max=pixel_max
         )
-        sizes[f"tflite_{kind}"] = files.size_bytes(path)
+        shown.update(1)
+        files.write_text(
+            paths.class_names, "".join(f"{name}\n" for name in class_names)
+        )
+        sizes = {"saved_model": files.size_bytes(paths.saved_model)}
+        for kind in TFLITE_KINDS:
+            path = paths.tflite(kind)
+            if representative is None:
+                # A LiteRT file from an earlier run would no longer match this model.
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(path)
+                continue
+            export_tflite(
+                model,
+                path,
+                representative=representative if kind == "int8" else None,
+                pixel_max=pixel_max,
+            )
+            sizes[f"tflite_{kind}"] = files.size_bytes(path)
+            shown.update(1)
     # Measured on the previous artefacts (--model=evaluate): stale now.
     with contextlib.suppress(FileNotFoundError):
         os.remove(paths.evaluation)

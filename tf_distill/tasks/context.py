@@ -14,6 +14,7 @@ import ml_collections
 import tensorflow as tf
 from absl import logging
 
+from tf_distill import quiet
 from tf_distill.data import sources
 from tf_distill.outputs import files
 from tf_distill.outputs.rundir import RunDir
@@ -40,12 +41,10 @@ def data_spec(config: ml_collections.ConfigDict) -> sources.DataSpec:
 
 
 def config_fingerprint(config: ml_collections.ConfigDict) -> str:
-    """12 hex digits identifying the resolved config (its name and
-    `finished` aside): every model's metrics.json carries its run's, so models
-    of different runs are told apart (reports, tasks/rerun.py)."""
-    values = {
-        k: v for k, v in config.to_dict().items() if k not in ("name", "finished")
-    }
+    """12 hex digits identifying the resolved config (the keys that change no
+    model, rerun.IGNORED, aside): every model's metrics.json carries its run's, so
+    models of different runs are told apart (reports, tasks/rerun.py)."""
+    values = {k: v for k, v in config.to_dict().items() if k not in rerun.IGNORED}
     text = json.dumps(values, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
@@ -129,6 +128,7 @@ class RunContext:
             )
             self.run_dir = RunDir(root, tensorboard)
             stack.enter_context(files.locked(root))  # one run per folder at a time
+            quiet.attach_run_log(self.run_dir.file("run.log"))
             reused = []
             if self._rerun is not None:  # the finished models: reuse, refuse, replace
                 settings = config.to_dict()

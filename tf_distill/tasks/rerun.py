@@ -28,7 +28,8 @@ from tf_distill.outputs.rundir import RunDir
 
 REUSE, REPLACE = "reuse", "replace"
 POLICIES = (REUSE, REPLACE)
-_IGNORED = ("name", "finished")  # keys that change no model
+# Keys that change no model: left out of fingerprints and comparisons.
+IGNORED = ("name", "finished", "backup_every_seconds", "concurrent_fits")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -109,7 +110,7 @@ def differing(recorded: dict | None, config: dict, prefix: str = "config") -> li
         return []
     out = []
     for key in sorted(set(recorded) | set(config)):
-        if prefix == "config" and key in _IGNORED:
+        if prefix == "config" and key in IGNORED:
             continue
         a, b = recorded.get(key), config.get(key)
         if isinstance(a, dict) and isinstance(b, dict):

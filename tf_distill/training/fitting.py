@@ -20,7 +20,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from tf_distill.training import interrupt, progress, resume
+from tf_distill.training import backups, interrupt, progress, resume
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,14 +66,15 @@ class Steps(NamedTuple):
 def steps(examples: int, batch_size: int, steps_per_execution: int) -> Steps:
     """Steps per epoch over `examples`, and per execution: `fit`'s training
     dataset runs on across epochs and Keras runs whole executions, so one must not
-    straddle two epochs (lowered to the largest divisor, with a warning)."""
+    straddle two epochs: lowered to the largest divisor of the steps per epoch (a
+    whole epoch when it asks for as many or more; else with a warning)."""
     per_epoch = math.ceil(examples / batch_size)
     per_execution = max(
         d
         for d in range(1, min(per_epoch, steps_per_execution) + 1)
         if per_epoch % d == 0
     )
-    if per_execution != steps_per_execution:
+    if per_execution < min(steps_per_execution, per_epoch):
         logging.warning(
             "steps_per_execution %d lowered to %d, the largest divisor of the "
             "%d steps per epoch at most that",
@@ -98,6 +99,7 @@ def fit(
     early_stopping: EarlyStopping = EarlyStopping(),
     learning_rate_key: str = "config.optimizer.learning_rate",
     log_path: str | None = None,
+    backup_every_seconds: float = 0.0,
 ) -> FitResult:
     """Fits a compiled `model`, resuming from `backup_dir` if a crash left a backup.
 
@@ -106,7 +108,8 @@ def fit(
         make_train_ds: the training batches of a range of epochs (a resumed fit
             asks for the epochs it has left), `steps_per_epoch` batches each.
         backup_dir: where the weights, optimizer, history and early stopping's
-            state are kept after every epoch.
+            state are kept (backups.py), after the first epoch and then every
+            `backup_every_seconds` of wall time (0: after every epoch).
         learning_rate_key: the config key a NaN's message says to lower.
         log_path: a file the line of every epoch is appended to (epochs.log).
 
@@ -114,7 +117,8 @@ def fit(
         resume.TrainingDiverged: a loss became NaN or infinite (backup removed).
     """
     start_epoch, history = _start(name, epochs, backup_dir, tensorboard_dir)
-    best = _best_epoch_tracker(backup_dir, early_stopping, epochs)
+    clock = backups.Clock(backup_every_seconds)
+    best = _best_epoch_tracker(backup_dir, early_stopping, epochs, clock)
     callbacks = [
         progress.EpochLine(name, epochs, log_path),
         progress.TensorBoard(
@@ -124,7 +128,7 @@ def fit(
         ),
         resume.StopOnNaN(name, steps_per_epoch, learning_rate_key),
         best,
-        *_backups(backup_dir, history, start_epoch),
+        *backups.callbacks(backup_dir, history, start_epoch, clock),
         interrupt.Stop(),  # last: after the epoch's backup
     ]
     logging.info("Training %s for up to %d epochs", name, epochs)
@@ -158,37 +162,21 @@ def _start(name, epochs, backup_dir, tensorboard_dir):
     start_epoch = resume.start_epoch(backup_dir)
     history = resume.history_so_far(backup_dir, start_epoch)
     if start_epoch:
-        logging.info(
-            "Resuming %s at epoch %d of %d from %s",
-            name,
-            start_epoch + 1,
-            epochs,
-            backup_dir,
+        progress.say(
+            f"Resuming {name} at epoch {start_epoch + 1} of {epochs} from {backup_dir}"
         )
     else:
         shutil.rmtree(tensorboard_dir, ignore_errors=True)
     return start_epoch, history
 
 
-def _backups(backup_dir, history, start_epoch):
-    """The logs and random-number state, then the weights and optimizer, backed up
-    after every epoch: in this order, so a crash between them leaves the history
-    ahead, never behind."""
-    return [
-        resume.HistoryBackup(backup_dir, history),
-        resume.SeedBackup(backup_dir, start_epoch),
-        keras.callbacks.BackupAndRestore(
-            backup_dir, double_checkpoint=True, delete_checkpoint=False
-        ),
-    ]
-
-
-def _best_epoch_tracker(backup_dir, early_stopping, epochs):
+def _best_epoch_tracker(backup_dir, early_stopping, epochs, clock):
     """Early stopping that always tracks the best epoch (and keeps its weights:
     select_weights decides what ships); it stops early only with a patience."""
     monitor = early_stopping.monitor
-    return resume.ResumableEarlyStopping(
+    return backups.ResumableEarlyStopping(
         backup_dir,
+        clock,
         monitor=monitor,
         mode="max" if monitor.endswith("accuracy") else "min",
         patience=early_stopping.patience or epochs + 1,

@@ -81,10 +81,11 @@ class Stop(keras.callbacks.Callback):
     every epoch's backup is written (so a resume loses nothing)."""
 
     def on_train_begin(self, logs=None):
-        _in_fit[:] = [True]
+        _in_fit.append(True)  # one per fit under way (concurrent.py runs several)
 
     def on_train_end(self, logs=None):
-        _in_fit.clear()
+        if _in_fit:
+            _in_fit.pop()
 
     def on_train_batch_end(self, batch, logs=None):
         check()

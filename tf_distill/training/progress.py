@@ -135,10 +135,11 @@ class EpochLine(EpochTimer):
 
 
 class Pass:
-    """The progress of a long pass over rows (the teacher's caching pass, reading
-    every record of a data set): on a terminal a tqdm bar with the rate and the
-    time left, removed when the pass ends; elsewhere (CI, a log file) a log line
-    every `every` seconds.
+    """The progress of a long pass (the teacher's caching pass, reading every
+    record of a data set, a model's export, a sampler's quality): on a terminal
+    a tqdm bar with the rate and the time left, removed when the pass ends;
+    elsewhere (CI, a log file) a plain line every `every` seconds. A pass that
+    took `every` seconds or more then says so in one line, on both.
 
         with progress.Pass("the teacher's logits on 50000 train images", 50000) as p:
             for rows in ...:
@@ -163,20 +164,24 @@ class Pass:
         now = time.perf_counter()
         if now - self._said >= self._every and self._done < self._total:
             rate = self._done / (now - self._begin)
-            logging.info(
-                "%s: %d of %d %s, %.0f/s, about %.0f s left",
-                self._what,
-                self._done,
-                self._total,
-                self._unit,
-                rate,
-                (self._total - self._done) / rate,
+            say(
+                f"{self._what}: {self._done} of {self._total} {self._unit}, "
+                f"{rate:.1f}/s, about {(self._total - self._done) / rate:.0f} s left"
             )
             self._said = now
 
     def __enter__(self) -> Pass:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, exc_type, *exc) -> None:
         if self._bar is not None:
             self._bar.close()
+        seconds = time.perf_counter() - self._begin
+        if exc_type is None and seconds >= self._every:
+            say(f"{self._what}: {self._done} {self._unit} in {seconds:.1f} s")
+
+
+def say(line: str) -> None:
+    """A line for the person watching (standard output) and for run.log."""
+    print(line, flush=True)
+    logging.info("%s", line)

@@ -184,7 +184,9 @@ def _outputs(c: Checker, config: ml_collections.ConfigDict) -> None:
         "expected (height, width), both positive",
     )
     c.positive_int("export.representative_examples")
+    c.positive_int("concurrent_fits")
     c.positive_number("distribute.connect_timeout")
+    c.number_at_least_zero("backup_every_seconds")
     c.one_of("finished", rerun.POLICIES)
     for key, valid, expected in (
         ("sweep.temperatures", lambda t: t > 0, "temperatures > 0"),

@@ -68,7 +68,7 @@ def distilling(config, run_dir: RunDir) -> dict[str, dict]:
         results = s.distill_students(lambda seed: s.key(DISTILLED, seed), method)
         results.update(s.distill_generations(method))
         if config.teacher_paths:
-            s.ensemble_metrics()  # ensemble.json: the committee's own accuracy
+            _ensemble_metrics(s)  # ensemble.json: the committee's own accuracy
         return results
 
 
@@ -81,15 +81,49 @@ def all_models(config, run_dir: RunDir) -> dict[str, dict]:
     with Session(config, run_dir, "all", teacher=teacher) as s:
         s.discard("report.json", "report.md", "accuracy.png")
         if committee:
-            results = {TEACHER: s.ensemble_metrics()}
+            results = {TEACHER: _ensemble_metrics(s)}
         else:
             results = {TEACHER: s.train_teacher()[1]}
-        results.update(s.train_students(STUDENT, ship=True))
         method = config_lib.method(config)
-        results.update(s.distill_students(lambda seed: s.key(DISTILLED, seed), method))
+        # The students alone and the distilled students, fitted side by side
+        # (config.concurrent_fits), finished in this order.
+        jobs = s.student_jobs(STUDENT, ship=True)
+        jobs += s.distill_jobs(lambda seed: s.key(DISTILLED, seed), method)
+        results.update(s.run(jobs))
         results.update(s.distill_generations(method))
         report.write(run_dir, results, title=config.name)
         return results
+
+
+def _ensemble_metrics(s: Session) -> dict:
+    """The ensemble of config.teacher_paths as the run's teacher: its and each
+    member's test accuracy, written to ensemble.json; the report's teacher
+    row. Its logits are the members' probabilities averaged at T."""
+    task, test = s.trainer, s.trainer.teacher_test
+    members = [
+        {"path": path, "test_accuracy": measure.evaluate(m, task.test_ds).accuracy}
+        for path, m in zip(s.config.teacher_paths, s.members, strict=True)
+    ]
+    metrics = {
+        "model": TEACHER,
+        "config_fingerprint": task.settings.fingerprint,
+        "seed": s.config.seed,
+        "ensemble": members,
+        "temperature": float(s.config.distill.temperature),
+        "test_accuracy": test.accuracy,
+        "test_loss": test.loss,
+        "params": s.teacher.count_params(),
+        "saved_model_bytes": None,  # a committee is not shipped
+        "data": {"source": task.splits.source, **task.splits.sizes()},
+    }
+    files.write_json(s.run_dir.file("ensemble.json"), metrics)
+    logging.info(
+        "Teacher ensemble of %d: test accuracy %.4f (members %s)",
+        len(members),
+        test.accuracy,
+        ", ".join(f"{m['test_accuracy']:.4f}" for m in members),
+    )
+    return metrics
 
 
 def sweep(config, run_dir: RunDir) -> dict[str, dict]:

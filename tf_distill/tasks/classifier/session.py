@@ -13,13 +13,13 @@ from absl import logging
 
 from tf_distill.data import unlabelled
 from tf_distill.distillation import ensemble
-from tf_distill.models import loading, measure
-from tf_distill.outputs import files
+from tf_distill.models import loading
 from tf_distill.outputs.rundir import TEACHER, ModelKey, RunDir, generation_base
 from tf_distill.tasks import context, rerun
 from tf_distill.tasks.classifier import data_checks, trainer
 from tf_distill.tasks.classifier import settings as config_lib
 from tf_distill.tasks.context import RunContext
+from tf_distill.training import concurrent
 
 
 def load_fitting(path: str, splits, strategy=None, saved_model=None) -> keras.Model:
@@ -197,36 +197,6 @@ class Session:
                 )
                 os.remove(path)
 
-    def ensemble_metrics(self) -> dict:
-        """The ensemble of config.teacher_paths as the run's teacher: its and each
-        member's test accuracy, written to ensemble.json; the report's teacher
-        row. Its logits are the members' probabilities averaged at T."""
-        task, test = self.trainer, self.trainer.teacher_test
-        members = [
-            {"path": path, "test_accuracy": measure.evaluate(m, task.test_ds).accuracy}
-            for path, m in zip(self.config.teacher_paths, self.members, strict=True)
-        ]
-        metrics = {
-            "model": TEACHER,
-            "config_fingerprint": task.settings.fingerprint,
-            "seed": self.config.seed,
-            "ensemble": members,
-            "temperature": float(self.config.distill.temperature),
-            "test_accuracy": test.accuracy,
-            "test_loss": test.loss,
-            "params": self.teacher.count_params(),
-            "saved_model_bytes": None,  # a committee is not shipped
-            "data": {"source": task.splits.source, **task.splits.sizes()},
-        }
-        files.write_json(self.run_dir.file("ensemble.json"), metrics)
-        logging.info(
-            "Teacher ensemble of %d: test accuracy %.4f (members %s)",
-            len(members),
-            test.accuracy,
-            ", ".join(f"{m['test_accuracy']:.4f}" for m in members),
-        )
-        return metrics
-
     def key(self, base: str, seed: int) -> ModelKey:
         return ModelKey.of(base, seed, self.config.seed)
 
@@ -237,39 +207,57 @@ class Session:
             config_lib.model_spec(self.config.teacher),
             seed=self.config.seed,
             ship=True,
-        )
+        ).run()
         if self.trainer.teacher_test is None:  # reused from an interrupted run
             self.trainer.set_teacher(self.teacher)
         return self.teacher, metrics
 
+    def run(self, jobs: list[concurrent.Job]) -> dict[str, dict]:
+        """Each job's metrics by model name: up to config.concurrent_fits fits
+        at a time on one device (concurrent.py); one at a time across replicas
+        or workers, whose steps are collective."""
+        workers = self.config.concurrent_fits
+        if workers > 1 and self.trainer.strategy.num_replicas_in_sync > 1:
+            logging.info("One fit at a time: the strategy has several replicas")
+            workers = 1
+        done = concurrent.run_all(jobs, workers)
+        return {
+            job.name: out[1] if isinstance(out, tuple) else out  # train: (model, m)
+            for job, out in zip(jobs, done, strict=True)
+        }
+
     def train_students(self, base: str, *, ship: bool) -> dict[str, dict]:
         """The student alone for every seed; the first seed's is shipped if `ship`."""
-        results = {}
-        for seed in self.seeds:
-            key = self.key(base, seed)
-            _, results[key.name] = self.trainer.train(
-                key,
+        return self.run(self.student_jobs(base, ship=ship))
+
+    def student_jobs(self, base: str, *, ship: bool) -> list[concurrent.Job]:
+        return [
+            self.trainer.train(
+                self.key(base, seed),
                 config_lib.model_spec(self.config.student),
                 seed=seed,
-                ship=ship and key.is_first_seed,
+                ship=ship and self.key(base, seed).is_first_seed,
             )
-        return results
+            for seed in self.seeds
+        ]
 
     def distill_students(self, key_of, method, *, ship: bool = True) -> dict[str, dict]:
         """A distilled student for every seed, keyed `key_of(seed)`."""
-        results = {}
-        for seed in self.seeds:
-            key = key_of(seed)
-            results[key.name] = self.trainer.distill(
-                key,
+        return self.run(self.distill_jobs(key_of, method, ship=ship))
+
+    def distill_jobs(self, key_of, method, *, ship: bool = True):
+        return [
+            self.trainer.distill(
+                key_of(seed),
                 self.teacher,
                 method,
                 spec=config_lib.model_spec(self.config.student),
                 epochs=config_lib.distill_epochs(self.config),
                 seed=seed,
-                ship=ship and key.is_first_seed,
+                ship=ship and key_of(seed).is_first_seed,
             )
-        return results
+            for seed in self.seeds
+        ]
 
     def distill_generations(self, method) -> dict[str, dict]:
         """Generations 2..config.distill.generations (Furlanello et al. 2018,
@@ -279,19 +267,23 @@ class Session:
         last = self.config.distill.generations
         results = {}
         for generation in range(2, last + 1):
+            jobs = []
             for seed in self.seeds:
                 previous = self.key(generation_base(generation - 1), seed)
                 teacher = loading.load(
                     self.run_dir.model(previous).keras, self.trainer.strategy
                 )
                 key = self.key(generation_base(generation), seed)
-                results[key.name] = self.trainer.distill(
-                    key,
-                    teacher,
-                    method,
-                    spec=config_lib.model_spec(self.config.student),
-                    epochs=config_lib.distill_epochs(self.config),
-                    seed=seed,
-                    ship=generation == last and key.is_first_seed,
+                jobs.append(
+                    self.trainer.distill(
+                        key,
+                        teacher,
+                        method,
+                        spec=config_lib.model_spec(self.config.student),
+                        epochs=config_lib.distill_epochs(self.config),
+                        seed=seed,
+                        ship=generation == last and key.is_first_seed,
+                    )
                 )
+            results.update(self.run(jobs))
         return results

@@ -30,6 +30,7 @@ class Settings:
     # The distilled student's: a patient schedule (Beyer et al. 2022) may need none.
     distill_early_stopping: fitting.EarlyStopping = fitting.EarlyStopping()
     tensorboard_every_steps: int = 100
+    backup_every_seconds: float = 30.0  # crash backups (training/backups.py)
     augment: augment.AugmentSpec = augment.AugmentSpec()
     cache_teacher_logits: bool = True
     cache_dtype: str = "float32"
@@ -114,6 +115,7 @@ def classifier_settings(config: ml_collections.ConfigDict) -> Settings:
             else config.distill.patience,
         ),
         tensorboard_every_steps=config.tensorboard.every_steps,
+        backup_every_seconds=float(config.backup_every_seconds),
         augment=augment.AugmentSpec(
             translate=a.translate,
             flip=a.flip,

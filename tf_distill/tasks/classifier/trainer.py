@@ -15,6 +15,8 @@ modes (modes.py) decide which models a mode trains. For each model, in this orde
 
 from __future__ import annotations
 
+import functools
+
 import keras
 import numpy as np
 from absl import logging
@@ -29,7 +31,7 @@ from tf_distill.reports import metrics_file
 from tf_distill.shipping import shipper
 from tf_distill.tasks.classifier.settings import Settings
 from tf_distill.teacher import cache
-from tf_distill.training import fitting
+from tf_distill.training import concurrent, fitting
 
 
 class ClassifierTrainer:
@@ -81,14 +83,14 @@ class ClassifierTrainer:
 
     def train(
         self, key: ModelKey, spec: architectures.ModelSpec, *, seed: int, ship: bool
-    ):
-        """Trains a model on the labels alone (the teacher, or a student alone).
-
-        Returns:
-            (the trained model, its metrics).
-        """
+    ) -> concurrent.Job:
+        """A model trained on the labels alone (the teacher, or a student alone),
+        as a job: built now; its run (concurrent.run_all, or `.run()`) fits and
+        finishes it and returns (the trained model, its metrics)."""
         if self.state.trained(key.name):
-            return self.shipping.reuse(key, ship=ship)
+            return concurrent.Job(
+                key.name, None, lambda _: self.shipping.reuse(key, ship=ship)
+            )
         steps = self._steps(len(self.labelled[1]))
         with self.strategy.scope():
             model = self._build(spec, key.role, seed)
@@ -98,19 +100,18 @@ class ClassifierTrainer:
                 metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
                 steps_per_execution=steps.per_execution,
             )
-        result = self._fit(
+        fit = self._fit(
             model, key, spec.epochs, seed, self.val_ds, self.labelled, steps
         )
-        metrics = self._finish(
-            key,
-            model,
-            model,
-            result,
-            ship=ship,
-            seed=seed,
-            examples=len(self.labelled[1]),
-        )
-        return model, metrics
+
+        def finish(result):
+            examples = len(self.labelled[1])
+            kept = self._finish(
+                key, model, model, result, ship=ship, seed=seed, examples=examples
+            )
+            return model, kept
+
+        return concurrent.Job(key.name, fit, finish)
 
     def distill(
         self,
@@ -122,8 +123,9 @@ class ClassifierTrainer:
         epochs: int,
         seed: int,
         ship: bool,
-    ) -> dict:
-        """Distils `teacher` into a fresh student built from `spec`; its metrics.
+    ) -> concurrent.Job:
+        """`teacher` distilled into a fresh student built from `spec`, as a job
+        (built now, the teacher's cache too); its run returns the metrics.
 
         With cached logits (settings.cache_teacher_logits and no augmentation:
         the teacher's outputs never change) the teacher runs once per run over the
@@ -131,7 +133,11 @@ class ClassifierTrainer:
         otherwise it runs in every step. Both give the same loss on the same batch.
         """
         if self.state.trained(key.name):
-            return self.shipping.reuse(key, ship=ship, load_model=False)[1]
+            return concurrent.Job(
+                key.name,
+                None,
+                lambda _: self.shipping.reuse(key, ship=ship, load_model=False)[1],
+            )
         signal = self.signals.of(teacher, features=method.needs == "features")
         steps = self._steps(len(self.transfer_set[1]))
         with self.strategy.scope():
@@ -147,7 +153,7 @@ class ClassifierTrainer:
                 optimizer=self._optimizer(epochs, steps),
                 steps_per_execution=steps.per_execution,
             )
-        result = self._fit(
+        fit = self._fit(
             distiller,
             key,
             epochs,
@@ -158,17 +164,21 @@ class ClassifierTrainer:
             signal,
             distilling=True,
         )
-        return self._finish(
-            key,
-            distiller,
-            student,
-            result,
-            ship=ship,
-            seed=seed,
-            examples=len(self.transfer_set[1]),
-            distilling=True,
-            teacher_seconds=signal.seconds,
-            extra={**method.describe(), **signal.describe()},
+        return concurrent.Job(
+            key.name,
+            fit,
+            lambda result: self._finish(
+                key,
+                distiller,
+                student,
+                result,
+                ship=ship,
+                seed=seed,
+                examples=len(self.transfer_set[1]),
+                distilling=True,
+                teacher_seconds=signal.seconds,
+                extra={**method.describe(), **signal.describe()},
+            ),
         )
 
     def _build(self, spec, role, seed):
@@ -203,8 +213,8 @@ class ClassifierTrainer:
         signal=None,
         distilling=False,
     ):
-        """Fits `model` on `train` = (images, labels) (fitting.fit); a
-        distilled student's batches carry the teacher's `signal`."""
+        """The fit of `model` on `train` = (images, labels) (fitting.fit), to
+        call; a distilled student's batches carry the teacher's `signal`."""
         paths = self.run_dir.model(key)
         x, y = train
         augmentation = augment.build(
@@ -227,7 +237,8 @@ class ClassifierTrainer:
                 return signal.training_batches(x, y, seed=seed, **options)
             return batches.pipeline(x, y, shuffle_seed=seed, **options)
 
-        return fitting.fit(
+        return functools.partial(
+            fitting.fit,
             model,
             name=key.name,
             make_train_ds=train_ds,
@@ -238,6 +249,7 @@ class ClassifierTrainer:
             log_path=self.run_dir.file("epochs.log"),
             tensorboard_dir=paths.tensorboard,
             tensorboard_every_steps=self.settings.tensorboard_every_steps,
+            backup_every_seconds=self.settings.backup_every_seconds,
             early_stopping=self._early_stopping(distilling),
         )
 

@@ -9,11 +9,11 @@ the comparison it writes, `settings.py` the config read and validated.
 """
 
 from tf_distill.tasks import Task
-from tf_distill.tasks.diffusion import modes, settings
+from tf_distill.tasks.diffusion import modes, report, settings
 
 TASK = Task(
     name="diffusion",
     modes=modes.MODES,
     validate=settings.validate,
-    summary=modes.summary,
+    summary=report.summary,
 )

@@ -248,37 +248,3 @@ MODES = {
     "export": export_sampler,
     "evaluate": evaluate_export,
 }
-
-
-def summary(mode: str, results: dict[str, dict], run_dir: RunDir) -> list[str]:
-    """The lines the terminal shows of a diffusion mode's results."""
-    lines = []
-    for name, metrics in results.items():
-        quality = metrics.get("quality", {})
-        if "fid" in quality:  # a distilled round
-            lines.append(
-                f"  {name}: {metrics['sampling_steps']}-step sampler, FID "
-                f"{quality['fid']['mean']:.2f}, model {run_dir.model(name).keras}"
-            )
-        elif name == STUDENT:
-            fids = ", ".join(f"{n}: {q['fid']['mean']:.2f}" for n, q in quality.items())
-            lines.append(f"  teacher's DDIM FID by steps: {fids}")
-        elif name == TEACHER:
-            lines.append(f"  teacher: model {run_dir.model(name).keras}")
-        shipped = metrics.get("saved_model")
-        if isinstance(shipped, str):
-            lines.append(f"  sampler for serving: {shipped}")
-        elif isinstance(shipped, dict):  # --model=evaluate
-            keras_fid = (metrics.get("keras") or {}).get("fid", {}).get("mean")
-            lines.append(
-                f"  {name}: the SavedModel's FID {shipped['fid']['mean']:.2f} "
-                f"(the Keras model's {keras_fid:.2f}), in "
-                f"{run_dir.model(name).evaluation}"
-                if keras_fid is not None
-                else f"  {name}: the SavedModel's FID {shipped['fid']['mean']:.2f}"
-            )
-    if mode == "all":
-        lines.append(
-            f"  report: {run_dir.file('report.md')}, {run_dir.file('quality.png')}"
-        )
-    return lines

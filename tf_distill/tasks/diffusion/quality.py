@@ -161,11 +161,16 @@ def nearest(images: np.ndarray, pool: np.ndarray, chunk: int = 256) -> np.ndarra
 
 
 def summarise(per_seed: list[dict[str, float]]) -> dict:
-    """Mean and sample standard deviation of each measure over noise seeds."""
+    """Mean, sample standard deviation and the per-seed values of each measure
+    over noise seeds (the values pair two samplers drawn from the same noise)."""
     out = {}
     for name in per_seed[0]:
         values = np.array([m[name] for m in per_seed])
         std = float(values.std(ddof=1)) if len(values) > 1 else None
-        out[name] = {"mean": float(values.mean()), "std": std}
+        out[name] = {
+            "mean": float(values.mean()),
+            "std": std,
+            "values": [float(v) for v in values],
+        }
     out["seeds"] = len(per_seed)
     return out

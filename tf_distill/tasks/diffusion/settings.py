@@ -41,6 +41,7 @@ class Settings:
     noise_seeds: int
     classifier: architectures.ModelSpec
     tensorboard_every_steps: int
+    backup_every_seconds: float
 
     @property
     def round_steps(self) -> list[int]:
@@ -86,6 +87,7 @@ def from_config(config: ml_collections.ConfigDict) -> Settings:
             epochs=int(q.classifier_epochs),
         ),
         tensorboard_every_steps=int(config.tensorboard.every_steps),
+        backup_every_seconds=float(config.backup_every_seconds),
     )
 
 
@@ -100,6 +102,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
     c.seed("seed")
     c.seed("split_seed")
     c.positive_number("distribute.connect_timeout")
+    c.number_at_least_zero("backup_every_seconds")
     c.one_of("finished", rerun.POLICIES)
     _network(c, config.diffusion)
     c.check(config.strategy in STRATEGIES, "strategy", f"expected one of {STRATEGIES}")

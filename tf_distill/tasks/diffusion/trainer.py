@@ -27,7 +27,7 @@ from tf_distill.outputs import files
 from tf_distill.outputs.rundir import TEACHER, round_name
 from tf_distill.tasks.diffusion import quality, sampler, train_steps, unet
 from tf_distill.tasks.diffusion.settings import Settings
-from tf_distill.training import fitting
+from tf_distill.training import fitting, progress
 
 STUDENT = "student"
 CLASSIFIER = "quality_classifier"
@@ -103,6 +103,7 @@ class SamplerTrainer:
             log_path=self.run_dir.file("epochs.log"),
             tensorboard_dir=paths.tensorboard,
             tensorboard_every_steps=self.settings.tensorboard_every_steps,
+            backup_every_seconds=self.settings.backup_every_seconds,
             early_stopping=fitting.EarlyStopping(monitor="val_loss", patience=0),
             learning_rate_key=rate_key,
         )
@@ -262,11 +263,14 @@ class SamplerTrainer:
         s, reference = self.settings, self.reference()
         per_seed, first = [], None
         draw = sampler.compiled(network, steps, s.prediction)  # traced once
-        for seed in range(s.noise_seeds):
-            z = sampler.noise(seed, s.num_samples, self.image_shape)
-            images = sampler.draw(draw, z)
-            per_seed.append(reference.measure(images))
-            first = images if first is None else first
+        total = s.noise_seeds * s.num_samples
+        with progress.Pass(f"Sampling in {steps} steps", total, "images") as shown:
+            for seed in range(s.noise_seeds):
+                z = sampler.noise(seed, s.num_samples, self.image_shape)
+                images = sampler.draw(draw, z)
+                per_seed.append(reference.measure(images))
+                first = images if first is None else first
+                shown.update(len(images))
         summary = quality.summarise(per_seed)
         logging.info(
             "%d steps: FID %.2f, KID %.4f, coverage %.1f%%",
