@@ -129,3 +129,24 @@ def whole_and_resumed(fit, monkeypatch, stop_after_epoch=0):
     with pytest.raises(KeyboardInterrupt):
         fit("resumed")
     return whole, fit("resumed")
+
+
+def fit_on_arrays(model, x, y, folder, **options):
+    """fitting.fit of a compiled `model` on (x, y) in batches of 16, validated
+    on all of it; backups and TensorBoard in `folder`; its FitResult."""
+    import tensorflow as tf
+
+    from tf_distill.training import fitting
+
+    return fitting.fit(
+        model,
+        name="m",
+        make_train_ds=lambda epochs: (
+            tf.data.Dataset.from_tensor_slices((x, y)).batch(16).repeat(len(epochs))
+        ),
+        val_ds=tf.data.Dataset.from_tensor_slices((x, y)).batch(len(x)),
+        steps_per_epoch=-(-len(x) // 16),
+        backup_dir=str(folder / "backup"),
+        tensorboard_dir=str(folder / "tb"),
+        **options,
+    )

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from configs import digits_diffusion as default_diffusion
+from tests.conftest import fit_on_arrays
 from tests.test_main import run_main
 from tf_distill import experiment, tasks
 from tf_distill.outputs.rundir import ModelKey, RunDir, runs_of
@@ -174,3 +175,63 @@ def test_the_summary_gives_each_model_over_its_seeds(tmp_path):
         "  student: test accuracy 0.9200 ± 0.0200 over 3 seeds, model "
     )
     assert len(lines) == 2  # the later seeds are in the student's line
+
+
+def _small_fit(tmp_path, *, epochs, validation_every, patience, learning_rate):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 4)).astype("float32")
+    y = (x[:, 0] > 0).astype("int32")
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    model.compile(
+        optimizer=keras.optimizers.SGD(learning_rate),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
+    return fit_on_arrays(
+        model,
+        x,
+        y,
+        tmp_path,
+        epochs=epochs,
+        early_stopping=fitting.EarlyStopping("val_accuracy", patience),
+        validation_every=validation_every,
+    )
+
+
+def _steps_of(folder, tag):
+    import os
+
+    import tensorflow as tf
+
+    return [
+        event.step
+        for name in os.listdir(folder)
+        for event in tf.compat.v1.train.summary_iterator(os.path.join(folder, name))
+        for value in event.summary.value
+        if value.tag == tag
+    ]
+
+
+def test_validation_every_third_epoch_and_after_the_last(tmp_path):
+    result = _small_fit(
+        tmp_path, epochs=7, validation_every=3, patience=0, learning_rate=0.1
+    )
+    history = result.history
+    assert all(v is not None for v in history["loss"]) and len(history["loss"]) == 7
+    validated = [i + 1 for i, v in enumerate(history["val_loss"]) if v is not None]
+    assert validated == [3, 6, 7]
+    assert result.best_epoch in (3, 6, 7)
+    # TensorBoard's epoch scalars at the same epochs (Keras counts them from 0).
+    for split in ("train", "validation"):
+        steps = _steps_of(tmp_path / "tb" / split, "epoch_loss")
+        assert steps == [2, 5, 6], (split, steps)
+
+
+def test_patience_stays_in_epochs_when_validation_is_sparser(tmp_path):
+    """No learning: epoch 3's validation stays the best; a patience of 6 epochs
+    (2 validations of every 3rd epoch) stops the fit after epoch 9."""
+    result = _small_fit(
+        tmp_path, epochs=30, validation_every=3, patience=6, learning_rate=0.0
+    )
+    assert result.epochs_run == 9 and result.best_epoch == 3

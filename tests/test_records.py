@@ -148,6 +148,19 @@ def test_a_record_that_cannot_be_decoded_is_named_before_any_training(record_dir
     assert len(splits.y_train) + len(splits.y_val) == 118
 
 
+def test_a_split_whose_every_record_is_bad_is_refused_even_when_skipping(
+    record_dir,
+):
+    write_records(
+        record_dir / "test-0.tfrecord", range(1000, 1030), corrupt=range(9999)
+    )
+    config = record_config(record_dir, **{"data.skip_bad_files": True})
+    with pytest.raises(
+        ValueError, match=r"^30 record\(s\) cannot be read: .*none of the records can"
+    ):
+        config_lib.load_data(config)
+
+
 @pytest.mark.parametrize(
     "key, value, message",
     [

@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 
-from tests.conftest import tiny_flags, whole_and_resumed
+from tests.conftest import fit_on_arrays, tiny_flags, whole_and_resumed
 from tests.test_distribute import ENV
 from tests.test_main import MAIN, run_main
 from tests.test_train import run_in
@@ -164,9 +164,6 @@ def test_early_stopping_keeps_its_best_weights_and_patience_across_a_resume(
 def _dropout_fit(tmp_path, epochs=3, backup_every_seconds=0.0):
     """fit(name): a fit whose result depends on its dropout draws; its weights."""
     import keras
-    import tensorflow as tf
-
-    from tf_distill.training import fitting
 
     x = np.random.default_rng(0).normal(size=(64, 6)).astype("float32")
     y = (x[:, 0] > 0).astype("int32")
@@ -181,17 +178,12 @@ def _dropout_fit(tmp_path, epochs=3, backup_every_seconds=0.0):
             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
             metrics=["accuracy"],
         )
-        fitting.fit(
+        fit_on_arrays(
             model,
-            name="m",
-            make_train_ds=lambda epochs: (
-                tf.data.Dataset.from_tensor_slices((x, y)).batch(16).repeat(len(epochs))
-            ),
-            val_ds=tf.data.Dataset.from_tensor_slices((x, y)).batch(64),
+            x,
+            y,
+            tmp_path / name,
             epochs=epochs,
-            steps_per_epoch=4,
-            backup_dir=str(tmp_path / name / "backup"),
-            tensorboard_dir=str(tmp_path / name / "tb"),
             backup_every_seconds=backup_every_seconds,
         )
         return model.get_weights()

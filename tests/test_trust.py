@@ -128,7 +128,8 @@ def test_a_retrained_model_is_one_tensorboard_curve(tiny_config, tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_ctrl_c_or_sigterm_stops_with_one_line_and_the_rerun_resumes(tmp_path, signum):
-    """Ctrl-C, or SIGTERM as a scheduler (Kubernetes, Slurm, `timeout`) sends it."""
+    """Ctrl-C, or SIGTERM as a scheduler (Kubernetes, Slurm, `timeout`) sends it;
+    SIGTERM with two seeds' fits under way at once (config.concurrent_fits=2)."""
     run = tmp_path / "run"
     command = [
         "--model=student",
@@ -139,6 +140,7 @@ def test_ctrl_c_or_sigterm_stops_with_one_line_and_the_rerun_resumes(tmp_path, s
         # and remove the backup, between two looks at it.
         "--config.student.epochs=12",
         "--config.batch_size=2",
+        f"--config.num_seeds={1 if signum == signal.SIGINT else 2}",
     ]
     proc = subprocess.Popen(
         [sys.executable, MAIN, *command],
@@ -288,7 +290,8 @@ def test_bad_data_and_teachers_fail_before_any_work(
         (
             "import ml_collections\n\ndef get_config():\n    return "
             "ml_collections.ConfigDict({'task': 'classifier', 'name': 'c'})\n",
-            "key(s) a classifier config has: config.augment, config.batch_size, ",
+            "key(s) a classifier config has: config.augment, "
+            "config.backup_every_seconds, ",
         ),
     ],
 )

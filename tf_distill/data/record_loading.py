@@ -62,7 +62,7 @@ def load_files(
     bad = np.flatnonzero(~good)
     if len(bad):
         named = RecordImages(files, starts, bad, tuple(image_shape), image_feature)
-        _refuse_or_skip(named, skip_bad)
+        _refuse_or_skip(named, skip_bad and len(bad) < len(good))
     return records, labels[records.ids].astype(np.int32)
 
 
@@ -134,13 +134,21 @@ def _scan(files, starts, channels, image_feature, label_feature):
 
 
 def _refuse_or_skip(bad: RecordImages, skip: bool) -> None:
+    """Refuses the bad records in one line, or (`skip`, and some records are
+    good: skipping all would leave nothing to train on) warns and goes on."""
     names = bad.keys()
     if not skip:
         shown = ", ".join(names[:3]) + (" ..." if len(names) > 3 else "")
+        every = len(bad) == bad.starts[-1]
         raise ValueError(
             f"{len(names)} record(s) cannot be read: {shown} ({_reason(bad)}); "
-            "remove them, or set config.data.skip_bad_files=True to train without "
-            "them"
+            + (
+                "none of the records can be: check config.data.image_feature and "
+                "the files' image encoding"
+                if every
+                else "remove them, or set config.data.skip_bad_files=True to train "
+                "without them"
+            )
         )
     logging.warning(
         "Skipping %d record(s) that cannot be read: %s%s",

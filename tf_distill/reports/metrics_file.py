@@ -62,7 +62,10 @@ def describe(
     }
     if key.base != "teacher" and selection.kept.agreement is not None:
         metrics["test_agreement_with_teacher"] = selection.kept.agreement
-    metrics["history"] = {k: [float(v) for v in vs] for k, vs in result.history.items()}
+    metrics["history"] = {
+        k: [None if v is None else float(v) for v in vs]
+        for k, vs in result.history.items()
+    }
     return metrics
 
 
@@ -87,4 +90,6 @@ def kept_validation_accuracy(result, selection) -> float | None:
     if not curve:
         return None
     keeps_best = selection.weights == "best_validation" and result.best_epoch
-    return float(curve[result.best_epoch - 1] if keeps_best else curve[-1])
+    if keeps_best:
+        return float(curve[result.best_epoch - 1])
+    return next((float(v) for v in reversed(curve) if v is not None), None)

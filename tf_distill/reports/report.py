@@ -241,10 +241,11 @@ def _plot(path, runs, gains, title):
         for i, run in enumerate(runs[name]):
             if "history" not in run:
                 continue  # an ensemble of saved teachers: no training curve
-            curve = run["history"]["val_accuracy"]
+            curve = run["history"]["val_accuracy"]  # None: not validated
+            epochs = [e for e, v in enumerate(curve, 1) if v is not None]
             curves.plot(
-                range(1, len(curve) + 1),
-                curve,
+                epochs,
+                [curve[e - 1] for e in epochs],
                 color=color,
                 alpha=1.0 if i == 0 else 0.35,
                 linewidth=1.8 if i == 0 else 1.0,

@@ -90,11 +90,16 @@ class HistoryBackup(progress.EpochTimer):
         self._clock = clock
 
     def on_epoch_end(self, epoch, logs=None):
-        for key, value in (logs or {}).items():
-            self.history.setdefault(key, []).append(float(value))
+        logs = {**(logs or {}), "epoch_seconds": self.epoch_seconds()}
         # Kept with the logs, so a resumed run's training time counts the epochs
-        # before the crash too.
-        self.history.setdefault("epoch_seconds", []).append(self.epoch_seconds())
+        # before the crash too. A value an epoch did not log (val_* between two
+        # validations) is None, so every list has one entry per epoch.
+        done = len(self.history.get("epoch_seconds", []))
+        for key in [*self.history, *(k for k in logs if k not in self.history)]:
+            values = self.history.setdefault(key, [])
+            values += [None] * (done - len(values))
+            value = logs.get(key)
+            values.append(None if value is None else float(value))
         if self._clock.due(epoch):
             files.write_json(self._path, self.history)
 
@@ -190,7 +195,8 @@ class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
             )
 
     def on_epoch_end(self, epoch, logs=None):
-        super().on_epoch_end(epoch, logs)
+        if self.monitor in (logs or {}):  # else an epoch without validation
+            super().on_epoch_end(epoch, logs)
         if not self._clock.due(epoch):
             return
         if self.best_weights is not None and self.best_weights is not self._saved_best:

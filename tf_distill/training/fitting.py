@@ -100,6 +100,7 @@ def fit(
     learning_rate_key: str = "config.optimizer.learning_rate",
     log_path: str | None = None,
     backup_every_seconds: float = 0.0,
+    validation_every: int = 1,
 ) -> FitResult:
     """Fits a compiled `model`, resuming from `backup_dir` if a crash left a backup.
 
@@ -112,19 +113,26 @@ def fit(
             `backup_every_seconds` of wall time (0: after every epoch).
         learning_rate_key: the config key a NaN's message says to lower.
         log_path: a file the line of every epoch is appended to (epochs.log).
+        validation_every: validate (and write the epoch's TensorBoard scalars)
+            every this many epochs and after the last; the other epochs' val_*
+            are None in the history. Early stopping's patience stays in epochs.
 
     Raises:
         resume.TrainingDiverged: a loss became NaN or infinite (backup removed).
     """
     start_epoch, history = _start(name, epochs, backup_dir, tensorboard_dir)
     clock = backups.Clock(backup_every_seconds)
+    validated = validation_epochs(epochs, validation_every)
     best = _best_epoch_tracker(backup_dir, early_stopping, epochs, clock)
+    if validation_every > 1:  # patience in validations, as Keras counts it
+        best.patience = math.ceil(best.patience / validation_every)
     callbacks = [
         progress.EpochLine(name, epochs, log_path),
         progress.TensorBoard(
             tensorboard_dir,
             every_steps=tensorboard_every_steps,
             steps_per_epoch=steps_per_epoch,
+            epochs=validated,
         ),
         resume.StopOnNaN(name, steps_per_epoch, learning_rate_key),
         best,
@@ -136,6 +144,7 @@ def fit(
         model.fit(
             make_train_ds(range(start_epoch, epochs)),
             validation_data=val_ds,
+            validation_freq=validated,
             epochs=epochs,
             steps_per_epoch=steps_per_epoch,
             callbacks=callbacks,
@@ -154,6 +163,11 @@ def fit(
         best_weights=None if best_epoch in (None, epochs_run) else best.best_weights,
         best_epoch=best_epoch,
     )
+
+
+def validation_epochs(epochs: int, every: int) -> list[int]:
+    """The 1-based epochs a fit validates: every `every`-th, and the last."""
+    return sorted({*range(every, epochs + 1, every), epochs})
 
 
 def _start(name, epochs, backup_dir, tensorboard_dir):

@@ -91,7 +91,9 @@ def wait_for_peers(timeout: float) -> None:
 def _poll(others: list[str], timeout: float, listener: socket.socket) -> None:
     start = last_said = time.monotonic()
     missing = list(others)
-    logging.info(
+    # Warnings: the terminal shows them (info lines go to run.log, which no
+    # worker has before the cluster is up), and a job that waits needs saying.
+    logging.warning(
         "Waiting for workers %s (TF_CONFIG), for up to %.0f s "
         "(config.distribute.connect_timeout)",
         ", ".join(missing),
@@ -110,7 +112,7 @@ def _poll(others: list[str], timeout: float, listener: socket.socket) -> None:
                 "TF_CONFIG cluster, or check their addresses"
             )
         if now - last_said >= _SAY_EVERY_SECONDS:
-            logging.info(
+            logging.warning(
                 "Still waiting for %s (%.0f s of %.0f s)",
                 ", ".join(missing),
                 now - start,

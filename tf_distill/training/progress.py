@@ -1,6 +1,7 @@
 """TensorBoard logs: `tensorboard/<config name>/<model>/{train,validation}`.
 
-Every epoch (Keras' own callback): `epoch_loss`, `epoch_accuracy`,
+Every epoch the fit validates (each, unless config.validation_every_epochs; Keras'
+own callback): `epoch_loss`, `epoch_accuracy`,
 `epoch_learning_rate`, and for the distilled student `epoch_hard_loss`,
 `epoch_soft_loss` and `epoch_agreement` (top-1 agreement with the teacher), in
 `train/` and, the learning rate aside, in `validation/` (the soft loss and the
@@ -28,12 +29,27 @@ class TensorBoard(keras.callbacks.TensorBoard):
     leaves out the learning rate; this one logs at the global training step.
     """
 
-    def __init__(self, log_dir: str, *, every_steps: int, steps_per_epoch: int):
+    def __init__(
+        self,
+        log_dir: str,
+        *,
+        every_steps: int,
+        steps_per_epoch: int,
+        epochs: list[int] | None = None,
+    ):
+        """`epochs`: the 1-based epochs whose scalars are written (those the fit
+        validates: each epoch's costs about as much as a 5-step digits epoch's
+        training); None: every epoch."""
         super().__init__(log_dir=log_dir, profile_batch=0)  # epoch-level scalars
         self._every = every_steps
         self._steps_per_epoch = steps_per_epoch
+        self._epochs = None if epochs is None else set(epochs)
         self._epoch = 0
         self._last_step = None  # the last step whose scalars were written
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self._epochs is None or epoch + 1 in self._epochs:
+            super().on_epoch_end(epoch, logs)
 
     def on_epoch_begin(self, epoch, logs=None):
         super().on_epoch_begin(epoch, logs)

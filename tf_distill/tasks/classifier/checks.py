@@ -185,6 +185,7 @@ def _outputs(c: Checker, config: ml_collections.ConfigDict) -> None:
     )
     c.positive_int("export.representative_examples")
     c.positive_int("concurrent_fits")
+    c.positive_int("validation_every_epochs")
     c.positive_number("distribute.connect_timeout")
     c.number_at_least_zero("backup_every_seconds")
     c.one_of("finished", rerun.POLICIES)

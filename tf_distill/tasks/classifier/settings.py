@@ -31,6 +31,7 @@ class Settings:
     distill_early_stopping: fitting.EarlyStopping = fitting.EarlyStopping()
     tensorboard_every_steps: int = 100
     backup_every_seconds: float = 30.0  # crash backups (training/backups.py)
+    validation_every: int = 1  # epochs
     augment: augment.AugmentSpec = augment.AugmentSpec()
     cache_teacher_logits: bool = True
     cache_dtype: str = "float32"
@@ -116,6 +117,7 @@ def classifier_settings(config: ml_collections.ConfigDict) -> Settings:
         ),
         tensorboard_every_steps=config.tensorboard.every_steps,
         backup_every_seconds=float(config.backup_every_seconds),
+        validation_every=config.validation_every_epochs,
         augment=augment.AugmentSpec(
             translate=a.translate,
             flip=a.flip,

@@ -6,11 +6,9 @@ modes (modes.py) decide which models a mode trains. For each model, in this orde
 
     1. build it (the same seed before every build: the student alone and the
        distilled student of one seed start from identical weights);
-    2. fit it (fitting.fit: backups, early stopping, NaN stop, TensorBoard);
-    3. keep the best-on-validation or the last epoch's weights, measuring both
-       (fitting.select_weights);
-    4. save model.keras, export it (if shipped), write metrics.json, and mark it
-       finished for a resumed run.
+    2. fit it (fitting.fit), alone or beside others (concurrent.run_all);
+    3. keep the best-on-validation or the last epoch's weights, measuring both;
+    4. save, export (if shipped), write metrics.json, mark it finished.
 """
 
 from __future__ import annotations
@@ -31,7 +29,7 @@ from tf_distill.reports import metrics_file
 from tf_distill.shipping import shipper
 from tf_distill.tasks.classifier.settings import Settings
 from tf_distill.teacher import cache
-from tf_distill.training import concurrent, fitting
+from tf_distill.training import concurrent, distribute, fitting
 
 
 class ClassifierTrainer:
@@ -59,13 +57,10 @@ class ClassifierTrainer:
         self.test_ds = batches.pipeline(splits.x_test, splits.y_test, batch_size=batch)
         self.labelled = (splits.x_train, splits.y_train)
         self.transfer_set = transfer_lib.distillation_set(splits, transfer)
-        if len(self.transfer_set[1]) > len(splits.y_train):
-            logging.info(
-                "The distilled student trains on %d images: %d labelled, %d not",
-                len(self.transfer_set[1]),
-                len(splits.y_train),
-                len(self.transfer_set[1]) - len(splits.y_train),
-            )
+        n, labelled = len(self.transfer_set[1]), len(splits.y_train)
+        if n > labelled:
+            what = "The distilled student trains on %d images: %d labelled, %d not"
+            logging.info(what, n, labelled, n - labelled)
         self.shipping = shipper.Shipping(settings, splits, strategy, run_dir, state)
         self.teacher_test = None  # measure.ClassMetrics of the teacher, on test
         self.signals = cache.TeacherSignals(
@@ -190,7 +185,10 @@ class ClassifierTrainer:
 
     def _steps(self, examples: int) -> fitting.Steps:
         s = self.settings
-        return fitting.steps(examples, s.batch_size, s.steps_per_execution)
+        # Keras 3.15's multi-step loop fails under MultiWorkerMirroredStrategy
+        # ("You must feed a value for placeholder tensor"): one step a call there.
+        spe = 1 if distribute.several_workers(self.strategy) else s.steps_per_execution
+        return fitting.steps(examples, s.batch_size, spe)
 
     def _optimizer(self, epochs, steps):
         s = self.settings
@@ -250,6 +248,7 @@ class ClassifierTrainer:
             tensorboard_dir=paths.tensorboard,
             tensorboard_every_steps=self.settings.tensorboard_every_steps,
             backup_every_seconds=self.settings.backup_every_seconds,
+            validation_every=self.settings.validation_every,
             early_stopping=self._early_stopping(distilling),
         )
 
