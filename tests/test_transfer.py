@@ -11,7 +11,7 @@ import tensorflow as tf
 
 from configs import default
 from tests.conftest import SHARED_DATA, needs_shared_data, run_mode, set_key
-from tf_distill.data import unlabelled
+from tf_distill.data import image_files, unlabelled
 from tf_distill.distillation import losses
 from tf_distill.distillation.distiller import Distiller
 from tf_distill.outputs import files
@@ -88,7 +88,54 @@ def test_a_folder_of_images_is_read_resized_to_the_models_input(tmp_path):
         str(tmp_path / "pile"), input_shape=(28, 28, 1), input_scale=255.0
     )
     assert images.shape == (2, 28, 28, 1) and images.dtype == np.uint8
-    assert sorted(int(i.mean()) for i in images) == [10, 200]
+    assert image_files.streams(images)  # paths, decoded when a pipeline reads them
+    assert sorted(int(i.mean()) for i in images.load()) == [10, 200]
+
+
+def test_a_folder_beside_images_in_memory_streams_after_them(tmp_path):
+    """IDX-sized images in memory, then a folder: the pipeline carries positions
+    and yields the array's rows, then the decoded files, in any order asked."""
+    from tf_distill.data import batches
+
+    pile = tmp_path / "pile"
+    pile.mkdir()
+    for value in (10, 20, 30):
+        _write_png(str(pile / f"{value}.png"), value)
+    files = unlabelled.read_images(
+        str(pile), input_shape=(28, 28, 1), input_scale=255.0
+    )
+    array = np.stack([np.full((28, 28, 1), v, np.uint8) for v in (1, 2)])
+    mixed = image_files.ArrayThenFiles(array, files)
+    assert len(mixed) == 5 and mixed.shape == (5, 28, 28, 1)
+    means = [1, 2, 10, 20, 30]
+    np.testing.assert_array_equal(mixed.load().mean(axis=(1, 2, 3)), means)
+    labels = np.arange(5)
+    shuffled = batches.pipeline(
+        mixed, labels, batch_size=2, shuffle_seed=0, epochs=range(1)
+    )
+    for x, y in shuffled.as_numpy_iterator():  # every image meets its own label
+        np.testing.assert_array_equal(x.mean(axis=(1, 2, 3)), np.take(means, y))
+    assert mixed[1:4].load().mean(axis=(1, 2, 3)).tolist() == [2, 10, 20]
+    with pytest.raises(ValueError, match=r"cannot join"):
+        image_files.ArrayThenFiles(array[:, :27], files)
+
+
+def test_a_folder_of_unlabelled_images_beside_idx_data_distils_end_to_end(
+    tiny_config, idx_folder, tmp_path
+):
+    pile = tmp_path / "pile"
+    pile.mkdir()
+    for value in range(0, 250, 10):
+        _write_png(str(pile / f"{value}.png"), value)
+    tiny_config.dataset = "idx"
+    tiny_config.data_dir = str(idx_folder)
+    tiny_config.distill.transfer_data = str(pile)
+    tiny_config.batch_size = 16
+    run_dir = run_mode(tiny_config, tmp_path, "all")
+    distilled = files.read_json(run_dir.model("distilling").metrics)
+    teacher = files.read_json(run_dir.model("teacher").metrics)
+    assert distilled["train_examples"] == teacher["train_examples"] + 25
+    assert distilled["teacher"] == "cached"
 
 
 def _write_idx_images(path, shape):

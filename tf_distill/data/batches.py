@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from tf_distill.data.image_files import ImageFiles
+from tf_distill.data.image_files import ArrayThenFiles, ImageFiles
 from tf_distill.data.records import RecordImages
 
 # Records shuffled together in an epoch of TFRecord files (each record's bytes, a
@@ -39,7 +39,8 @@ def pipeline(
     """Batches (x, y) — or (x, y, extra), or x alone — into a tf.data pipeline.
 
     Args:
-        x: raw uint8 images, image_files.ImageFiles or records.RecordImages
+        x: raw uint8 images, image_files.ImageFiles (or ArrayThenFiles) or
+            records.RecordImages
             (decoded and resized per batch, in parallel); cast to float32 per
             batch (the model rescales them).
         y: int labels; None for inputs alone (an inference pass).
@@ -58,9 +59,9 @@ def pipeline(
             training=True (tf_distill/data/augment.py); None for evaluation pipelines.
     """
     packed = y is not None and hasattr(extra, "columns")
-    files = x if isinstance(x, ImageFiles) else None
+    files = x if isinstance(x, (ImageFiles, ArrayThenFiles)) else None
     if files is not None:
-        x = files.paths
+        x = files.column  # paths, or positions
     if y is None:
         tensors = (x,)
     elif extra is None:

@@ -45,6 +45,11 @@ class ImageFiles:
             key = slice(int(key), int(key) + 1 or None)
         return ImageFiles(np.asarray(self.paths)[key], self.image_shape)
 
+    @property
+    def column(self) -> np.ndarray:
+        """What a pipeline carries per example: its path."""
+        return self.paths
+
     def concatenate(self, other: ImageFiles) -> ImageFiles:
         if other.image_shape != self.image_shape:
             raise ValueError(
@@ -83,6 +88,76 @@ class ImageFiles:
         return digest.hexdigest()
 
 
+@dataclasses.dataclass(frozen=True, eq=False)
+class ArrayThenFiles:
+    """A small data set's images, held in memory, then image files streamed after
+    them: a folder of unlabelled images (config.distill.transfer_data) beside
+    digits or IDX data. The pipelines carry each example's position; a batch of
+    positions gathers rows of the array and decodes the files. Memory: the small
+    array (as a constant in the graph) and the paths, never the folder's pixels."""
+
+    array: np.ndarray  # (n, height, width, channels) uint8
+    files: ImageFiles
+
+    dtype = np.dtype(np.uint8)
+
+    def __post_init__(self):
+        if self.array.shape[1:] != self.files.image_shape:
+            raise ValueError(
+                f"images of shape {self.files.image_shape} cannot join "
+                f"{self.array.shape[1:]}"
+            )
+
+    def __len__(self) -> int:
+        return len(self.array) + len(self.files)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return (len(self), *self.files.image_shape)
+
+    @property
+    def column(self) -> np.ndarray:
+        """What a pipeline carries per example: its position."""
+        return np.arange(len(self), dtype=np.int64)
+
+    def __getitem__(self, key) -> ArrayThenFiles | np.ndarray | ImageFiles:
+        """The images a slice, a mask or increasing indices pick, in order."""
+        picked = np.arange(len(self))[key]
+        if np.any(np.diff(picked) < 0):
+            raise IndexError("ArrayThenFiles takes increasing indices only")
+        n = len(self.array)
+        return ArrayThenFiles(
+            self.array[picked[picked < n]], self.files[picked[picked >= n] - n]
+        )
+
+    def decode_batch(self, positions: tf.Tensor) -> tf.Tensor:
+        """(batch, height, width, channels) uint8 from a batch of positions."""
+        array, n = tf.constant(self.array), len(self.array)
+        paths = tf.constant(self.files.paths)
+
+        def one(position):
+            return tf.cond(
+                position < n,
+                lambda: tf.gather(array, position),
+                lambda: self.files.decode(tf.gather(paths, position - n)),
+            )
+
+        return tf.map_fn(
+            one,
+            positions,
+            fn_output_signature=tf.TensorSpec(self.files.image_shape, tf.uint8),
+        )
+
+    def load(self) -> np.ndarray:
+        """Every image decoded: for a few only (the caller's choice)."""
+        return np.concatenate([self.array, self.files.load()])
+
+    def fingerprint(self) -> str:
+        digest = hashlib.sha256(np.ascontiguousarray(self.array).tobytes())
+        digest.update(self.files.fingerprint().encode())
+        return digest.hexdigest()
+
+
 def decode_bytes(data: tf.Tensor, image_shape) -> tf.Tensor:
     """An encoded image (JPEG, PNG, BMP, GIF) as (height, width, channels) uint8,
     resized to `image_shape`."""
@@ -93,8 +168,8 @@ def decode_bytes(data: tf.Tensor, image_shape) -> tf.Tensor:
 
 
 def streams(images) -> bool:
-    """Whether `images` stay in their files (ImageFiles, records.RecordImages)
-    rather than in a uint8 array."""
+    """Whether `images` stay in their files (ImageFiles, records.RecordImages,
+    ArrayThenFiles) rather than in a uint8 array."""
     return not isinstance(images, np.ndarray)
 
 

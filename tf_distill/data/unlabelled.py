@@ -27,7 +27,7 @@ import os
 import numpy as np
 
 from tf_distill.data import idx, image_folder
-from tf_distill.data.image_files import ImageFiles
+from tf_distill.data.image_files import ArrayThenFiles, ImageFiles
 from tf_distill.data.records import RecordImages
 
 UNLABELED = -1
@@ -57,11 +57,11 @@ def keep_labels(splits, fraction: float, seed: int):
 
 
 def read_images(
-    path: str, *, input_shape, input_scale: float, stream: bool = False
+    path: str, *, input_shape, input_scale: float
 ) -> np.ndarray | ImageFiles:
-    """The images of `config.distill.transfer_data` (a folder or an IDX images
-    file) as uint8 (n, height, width, channels) that fit the model's input; a
-    folder as ImageFiles with `stream` (the data set's own images stream too).
+    """The images of `config.distill.transfer_data` that fit the model's input:
+    a folder's as ImageFiles (streamed, decoded to (height, width, channels)), an
+    IDX images file's as a uint8 (n, height, width, channels) array.
 
     Raises:
         FileNotFoundError: `path` does not exist.
@@ -81,8 +81,6 @@ def read_images(
         if mode is None:
             raise ValueError(f"{key}: the models take {channels} channels")
         images = image_folder.unlabeled_files(path, (height, width, channels))
-        if not stream:  # beside a small data set held in memory
-            images = images.load()
     else:
         images = idx.read(path, idx.IMAGES_MAGIC)
         if images.ndim != 3 or images.shape[1:] != (height, width) or channels != 1:
@@ -124,6 +122,8 @@ def distillation_set(splits, transfer: str | np.ndarray | None):
                 "image folder's streamed images; give a folder of images"
             )
         images = splits.x_train.concatenate(transfer)
+    elif isinstance(transfer, ImageFiles):  # a folder beside images in memory
+        images = ArrayThenFiles(splits.x_train, transfer)
     else:
         images = np.concatenate([splits.x_train, transfer])
     return images, labels

@@ -10,7 +10,7 @@ import dataclasses
 
 import ml_collections
 
-from tf_distill.data import augment, image_files, sources, unlabelled
+from tf_distill.data import augment, sources, unlabelled
 from tf_distill.distillation import methods, registry
 from tf_distill.models import architectures, saved_teacher
 from tf_distill.tasks import context
@@ -157,5 +157,4 @@ def transfer_data(config: ml_collections.ConfigDict, splits: sources.Splits):
         source,
         input_shape=splits.input_shape,
         input_scale=splits.input_scale,
-        stream=image_files.streams(splits.x_train),
     )
