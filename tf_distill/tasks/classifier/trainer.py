@@ -80,12 +80,15 @@ class ClassifierTrainer:
         self, key: ModelKey, spec: architectures.ModelSpec, *, seed: int, ship: bool
     ) -> concurrent.Job:
         """A model trained on the labels alone (the teacher, or a student alone),
-        as a job: built now; its run (concurrent.run_all, or `.run()`) fits and
+        as a job: its run (concurrent.run_all, or `.run()`) builds, fits and
         finishes it and returns (the trained model, its metrics)."""
+        return concurrent.Job(
+            key.name, lambda: self._train_parts(key, spec, seed, ship)
+        )
+
+    def _train_parts(self, key, spec, seed, ship):
         if self.state.trained(key.name):
-            return concurrent.Job(
-                key.name, None, lambda _: self.shipping.reuse(key, ship=ship)
-            )
+            return None, lambda _: self.shipping.reuse(key, ship=ship)
         steps = self._steps(len(self.labelled[1]))
         with self.strategy.scope():
             model = self._build(spec, key.role, seed)
@@ -106,7 +109,7 @@ class ClassifierTrainer:
             )
             return model, kept
 
-        return concurrent.Job(key.name, fit, finish)
+        return fit, finish
 
     def distill(
         self,
@@ -120,19 +123,20 @@ class ClassifierTrainer:
         ship: bool,
     ) -> concurrent.Job:
         """`teacher` distilled into a fresh student built from `spec`, as a job
-        (built now, the teacher's cache too); its run returns the metrics.
+        whose run returns the metrics.
 
         With cached logits (settings.cache_teacher_logits and no augmentation:
         the teacher's outputs never change) the teacher runs once per run over the
         training and validation data, and its logits travel with each example;
         otherwise it runs in every step. Both give the same loss on the same batch.
         """
+        parts = (key, teacher, method, spec, epochs, seed, ship)
+        return concurrent.Job(key.name, lambda: self._distill_parts(*parts))
+
+    def _distill_parts(self, key, teacher, method, spec, epochs, seed, ship):
         if self.state.trained(key.name):
-            return concurrent.Job(
-                key.name,
-                None,
-                lambda _: self.shipping.reuse(key, ship=ship, load_model=False)[1],
-            )
+            reuse = self.shipping.reuse
+            return None, lambda _: reuse(key, ship=ship, load_model=False)[1]
         signal = self.signals.of(teacher, features=method.needs == "features")
         steps = self._steps(len(self.transfer_set[1]))
         with self.strategy.scope():
@@ -159,21 +163,17 @@ class ClassifierTrainer:
             signal,
             distilling=True,
         )
-        return concurrent.Job(
-            key.name,
-            fit,
-            lambda result: self._finish(
-                key,
-                distiller,
-                student,
-                result,
-                ship=ship,
-                seed=seed,
-                examples=len(self.transfer_set[1]),
-                distilling=True,
-                teacher_seconds=signal.seconds,
-                extra={**method.describe(), **signal.describe()},
-            ),
+        return fit, lambda result: self._finish(
+            key,
+            distiller,
+            student,
+            result,
+            ship=ship,
+            seed=seed,
+            examples=len(self.transfer_set[1]),
+            distilling=True,
+            teacher_seconds=signal.seconds,
+            extra={**method.describe(), **signal.describe()},
         )
 
     def _build(self, spec, role, seed):
