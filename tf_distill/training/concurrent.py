@@ -11,10 +11,10 @@ What stays sequential, in the order the jobs are given, in this thread: building
 each model (the seeds set before a build decide its initial weights) and
 finishing it (choosing weights, saving, exporting, recording it as trained). A
 job is built only when a worker is free for it, so at most `workers` models fit
-at once, and one more is being finished (one at a time: as without this module). Every fit's randomness
-comes from its own seeds (the model's seed generators, the pipeline's
-(seed, epoch) order), so a model trained beside another ends with the weights it
-gets alone (tests/test_concurrent.py).
+at once, and one more is being finished (one at a time: as without this module).
+Every fit's randomness comes from its own seeds (the model's seed generators, the
+pipeline's (seed, epoch) order), so a model trained beside another ends with the
+weights it gets alone (tests/test_concurrent.py).
 """
 
 from __future__ import annotations
