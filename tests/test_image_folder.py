@@ -14,7 +14,6 @@ from tests.test_main import run_main
 from tf_distill.data import augment, batches, image_files, image_folder
 from tf_distill.distillation.distiller import Distiller
 from tf_distill.models import architectures
-from tf_distill.tasks.classifier import checks
 from tf_distill.tasks.classifier import settings as config_lib
 
 CLASSES = ("daisy", "rose", "tulip")
@@ -373,11 +372,32 @@ def test_an_image_folder_streams_through_the_teachers_cache(image_dir, tmp_path)
     )
 
 
-def test_cached_views_need_images_in_memory(image_dir):
-    config = image_config(image_dir, **{"distill.cached_views": 4})
-    config.augment.color_jitter = 0.0
-    with pytest.raises(ValueError, match="image_folder data streams from its files"):
-        checks.validate(config)
+def test_cached_views_of_streamed_image_files_distil(image_dir, tmp_path):
+    """The views re-render any image by its index: an image folder's files are
+    decoded for it, as for the teacher's pass (TFRecord data is refused,
+    tests/test_data.py)."""
+    from tests.conftest import run_mode
+    from tf_distill.outputs import files
+
+    config = image_config(
+        image_dir,
+        batch_size=16,
+        **{
+            "teacher.arch": "cnn",
+            "teacher.layers": (4,),
+            "teacher.epochs": 1,
+            "student.layers": (4,),
+            "student.epochs": 2,
+            "augment.color_jitter": 0.0,
+            "augment.mixup": 0.4,
+            "distill.alpha": 0.0,
+            "distill.cached_views": 2,
+            "export.tflite": False,
+        },
+    )
+    run_dir = run_mode(config, tmp_path, "all")
+    metrics = files.read_json(run_dir.model("distilling").metrics)
+    assert metrics["teacher"] == "cached_views" and metrics["cached_views"] == 2
 
 
 def test_a_class_whose_images_sit_one_folder_deeper_is_named_with_that_folder(

@@ -174,6 +174,15 @@ def test_bad_record_settings_are_named(record_dir, key, value, message):
         config_lib.load_data(record_config(record_dir, **{key: value}))
 
 
+def test_cached_views_are_refused_for_records_read_in_order(record_dir):
+    from tf_distill.tasks.classifier import checks
+
+    config = record_config(record_dir, **{"distill.cached_views": 2})
+    config.augment.translate = 1
+    with pytest.raises(ValueError, match=r"cached_views=2: .*read in order"):
+        checks.validate(config)
+
+
 def test_a_file_that_is_not_tfrecord_is_named(record_dir):
     (record_dir / "train-1.tfrecord").write_bytes(b"\x00" * 40)
     with pytest.raises(ValueError, match=r"train-1\.tfrecord is not a readable"):

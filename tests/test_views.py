@@ -61,6 +61,30 @@ def test_the_student_trains_on_the_pixels_the_teacher_saw(digits):
     assert seen == 2 * len(x)
 
 
+def test_views_of_image_files_are_those_of_the_same_images_in_memory(digits, tmp_path):
+    """An image folder's files are read by index (a mixup partner too): the
+    teacher's logits and the student's pixels equal the in-memory path's."""
+    from tf_distill.data.image_files import ImageFiles
+
+    x, y = digits
+    paths = []
+    for i, image in enumerate(x):
+        paths.append(str(tmp_path / f"{i}.png"))
+        tf.io.write_file(paths[-1], tf.io.encode_png(image))
+    files = ImageFiles(np.array(paths), (8, 8, 1))
+    params = views.draw_params(SPEC, len(x), 2, seed=5)
+    teacher = _teacher()
+    kept = views.teacher_logits(teacher, x, params, batch_size=7, dtype="float32")
+    read = views.teacher_logits(teacher, files, params, batch_size=7, dtype="float32")
+    np.testing.assert_allclose(read, kept, rtol=1e-6, atol=1e-6)
+    options = dict(batch_size=6, shuffle_seed=1, epochs=range(1))
+    in_memory = views.pipeline(x, y, params, kept, **options)
+    from_files = views.pipeline(files, y, params, kept, **options)
+    for a, b in zip(in_memory, from_files, strict=True):
+        for column_a, column_b in zip(a, b, strict=True):
+            np.testing.assert_array_equal(column_a.numpy(), column_b.numpy())
+
+
 def test_the_views_survive_a_resume(digits):
     x, y = digits
     first = views.draw_params(SPEC, len(x), 4, seed=9)

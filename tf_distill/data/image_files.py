@@ -173,6 +173,25 @@ def streams(images) -> bool:
     return not isinstance(images, np.ndarray)
 
 
+def random_access(images) -> bool:
+    """Whether any image of `images` can be read by its index (`fetcher`): an
+    array's rows, image files; not TFRecord files, which are read in order."""
+    return isinstance(images, np.ndarray) or hasattr(images, "column")
+
+
+def fetcher(images):
+    """A function from a batch of int64 indices to those images, uint8 (batch,
+    height, width, channels), for use inside tf.data or tf.function: a gather
+    from an array, or a decode of the files (ImageFiles, ArrayThenFiles)."""
+    if isinstance(images, np.ndarray):
+        array = tf.constant(images)
+        return lambda idx: tf.gather(array, idx)
+    if not random_access(images):
+        raise ValueError(f"{type(images).__name__} cannot be read by index")
+    column = tf.constant(images.column)
+    return lambda idx: images.decode_batch(tf.gather(column, idx))
+
+
 def as_array(images, limit: int | None = None) -> np.ndarray:
     """The first `limit` (all by default) of `images` as a uint8 array: decoded
     from their files for streamed images, as they are for an array."""

@@ -27,7 +27,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tf_distill.data import augment, batches
+from tf_distill.data import augment, batches, image_files
 from tf_distill.teacher import topk
 
 # The columns of a view's parameters.
@@ -98,7 +98,7 @@ def render(x, partner, params):
 
 def teacher_logits(
     teacher: keras.Model,
-    x: np.ndarray,
+    x,
     params: np.ndarray,
     *,
     batch_size: int,
@@ -109,18 +109,20 @@ def teacher_logits(
     `rows` (all by default; a mixup partner may be any image of `x`)."""
     rows = range(len(x)) if rows is None else rows
     k = params.shape[1]
-    images = tf.constant(x)
+    fetch = image_files.fetcher(x)  # rows of an array, or decoded image files
 
     @tf.function
     def view_logits(idx, p):
-        partner = tf.gather(images, tf.cast(p[:, _PARTNER], tf.int32))
-        return teacher(render(tf.gather(images, idx), partner, p), training=False)
+        partner = fetch(tf.cast(p[:, _PARTNER], tf.int64))
+        return teacher(render(fetch(idx), partner, p), training=False)
 
     out = None
     for view in range(k):
         for first in range(rows.start, rows.stop, batch_size):
             idx = np.arange(first, min(rows.stop, first + batch_size))
-            logits = view_logits(tf.constant(idx), tf.constant(params[idx, view]))
+            logits = view_logits(
+                tf.constant(idx, tf.int64), tf.constant(params[idx, view])
+            )
             if out is None:
                 out = np.zeros((len(rows), k, logits.shape[-1]), dtype)
             out[idx - rows.start, view] = np.asarray(logits).astype(dtype)
@@ -128,7 +130,7 @@ def teacher_logits(
 
 
 def pipeline(
-    x: np.ndarray,
+    x,
     y: np.ndarray,
     params: np.ndarray,
     logits: np.ndarray | topk.TopK,
@@ -143,7 +145,7 @@ def pipeline(
     resumed run continues with the views it would have had.
     """
     n, k = params.shape[:2]
-    images, labels = tf.constant(x), tf.constant(y)
+    fetch, labels = image_files.fetcher(x), tf.constant(y)
     params_t = tf.constant(params)
     if isinstance(logits, topk.TopK):
         columns = (tf.constant(logits.values), tf.constant(logits.classes))
@@ -162,8 +164,8 @@ def pipeline(
     def to_batch(idx, view):
         where = tf.stack([idx, view], axis=1)
         p = tf.gather_nd(params_t, where)
-        partner = tf.gather(images, tf.cast(p[:, _PARTNER], tf.int64))
-        pixels = render(tf.gather(images, idx), partner, p)
+        partner = fetch(tf.cast(p[:, _PARTNER], tf.int64))
+        pixels = render(fetch(idx), partner, p)
         teacher = [tf.gather_nd(column, where) for column in columns]
         if isinstance(logits, topk.TopK):
             teacher = topk.expand(*teacher, logits.num_classes)

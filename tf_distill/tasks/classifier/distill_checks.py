@@ -112,11 +112,11 @@ def _cached_views(c: Checker, config: ml_collections.ConfigDict) -> None:
         "epochs would be computed and never all seen: at most the epochs",
     )
     c.check(
-        config.dataset not in ("image_folder", "tfrecord"),
+        config.dataset != "tfrecord",
         "distill.cached_views",
-        f"cached views re-render each image from memory, and {config.dataset} "
-        "data streams from its files: set it to 0 (the teacher then runs in every "
-        "step)",
+        "cached views re-render any image (a mixup partner) by its index, and "
+        "TFRecord files are read in order: set it to 0 (the teacher then runs in "
+        "every step)",
     )
 
 
