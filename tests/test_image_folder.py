@@ -333,26 +333,30 @@ def test_mixup_needs_the_soft_targets_alone(tiny_config):
         checks.validate(tiny_config)
 
 
+def _small_cnn_config(image_dir, **overrides):
+    """image_config with a one-epoch CNN teacher of 8 filters, a two-epoch
+    student of 4 units, no colour jitter, no LiteRT files; then `overrides`."""
+    small = {
+        "teacher.arch": "cnn",
+        "teacher.layers": (8,),
+        "teacher.epochs": 1,
+        "student.layers": (4,),
+        "student.epochs": 2,
+        "augment.color_jitter": 0.0,
+        "export.tflite": False,
+    }
+    return image_config(image_dir, batch_size=16, **{**small, **overrides})
+
+
 def test_an_image_folder_streams_through_the_teachers_cache(image_dir, tmp_path):
     """Without augmentation the teacher's logits on the streamed files are cached
     on disk, and a second distilling run reads them back."""
     from tests.conftest import run_mode
     from tf_distill.outputs import files
 
-    config = image_config(
+    config = _small_cnn_config(
         image_dir,
-        batch_size=16,
-        **{
-            "teacher.arch": "cnn",
-            "teacher.layers": (8,),
-            "teacher.epochs": 1,
-            "student.layers": (4,),
-            "student.epochs": 1,
-            "augment.translate": 0,
-            "augment.flip": "none",
-            "augment.color_jitter": 0.0,
-            "export.tflite": False,
-        },
+        **{"augment.translate": 0, "augment.flip": "none", "student.epochs": 1},
     )
     run_dir = run_mode(config, tmp_path)
     manifest = files.read_json(run_dir.teacher_cache("train") + "/manifest.json")
@@ -379,21 +383,9 @@ def test_cached_views_of_streamed_image_files_distil(image_dir, tmp_path):
     from tests.conftest import run_mode
     from tf_distill.outputs import files
 
-    config = image_config(
+    config = _small_cnn_config(
         image_dir,
-        batch_size=16,
-        **{
-            "teacher.arch": "cnn",
-            "teacher.layers": (4,),
-            "teacher.epochs": 1,
-            "student.layers": (4,),
-            "student.epochs": 2,
-            "augment.color_jitter": 0.0,
-            "augment.mixup": 0.4,
-            "distill.alpha": 0.0,
-            "distill.cached_views": 2,
-            "export.tflite": False,
-        },
+        **{"augment.mixup": 0.4, "distill.alpha": 0.0, "distill.cached_views": 2},
     )
     run_dir = run_mode(config, tmp_path, "all")
     metrics = files.read_json(run_dir.model("distilling").metrics)
