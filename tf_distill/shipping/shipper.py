@@ -1,9 +1,9 @@
 """Shipping a trained classifier: its exports, their sizes in metrics.json, and the
 models an interrupted run had trained (exported now if their export had not ended).
 
-"Finished" is recorded after the export, "trained" before it
-(tasks/classifier/trainer.py), so a run killed while exporting resumes by
-exporting, not by training again.
+`record` saves a trained model and its metrics.json and records it as "trained";
+"finished" is recorded after the export, so a run killed while exporting resumes
+by exporting, not by training again.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from absl import logging
 from tf_distill.models import loading
 from tf_distill.outputs import files
 from tf_distill.outputs.rundir import ModelKey, RunDir
+from tf_distill.reports import metrics_file
 from tf_distill.shipping import export
 
 
@@ -40,6 +41,32 @@ class Shipping:
         logging.info("%s was trained before the interruption; exporting it", key.name)
         model = loading.load(paths.keras, self.strategy)
         return model, self.ship(key, model, metrics, ship=ship)
+
+    def record(self, key: ModelKey, model, result, selection, *, ship: bool, **about):
+        """Saves a trained model with the weights `selection` kept (model.keras),
+        writes its metrics.json (metrics_file.describe, `about`: seed,
+        train_examples, teacher_seconds, and `extra` keys), records it as trained,
+        then ships it. "Trained" comes before the export: a run killed while
+        exporting resumes by exporting this model, not by training it again."""
+        paths = self.run_dir.model(key)
+        files.save_keras(model, paths.keras)
+        extra = about.pop("extra", None) or {}
+        metrics = metrics_file.describe(
+            key,
+            model,
+            result,
+            selection,
+            splits=self.splits,
+            strategy=self.strategy,
+            fingerprint=self.settings.fingerprint,
+            config=self.settings.config,
+            **about,
+        )
+        metrics.update(extra)
+        files.write_json(paths.metrics, metrics)
+        self.state.mark_trained(key.name)
+        metrics_file.log(metrics, selection)
+        return self.ship(key, model, metrics, ship=ship)
 
     def ship(self, key: ModelKey, model, metrics: dict, *, ship: bool) -> dict:
         """Exports a saved model (if `ship`), records the artefacts' sizes in its

@@ -23,9 +23,7 @@ from tf_distill.data import augment, batches
 from tf_distill.data import unlabelled as transfer_lib
 from tf_distill.distillation.distiller import Distiller
 from tf_distill.models import architectures, measure
-from tf_distill.outputs import files
 from tf_distill.outputs.rundir import ModelKey, RunDir
-from tf_distill.reports import metrics_file
 from tf_distill.shipping import shipper
 from tf_distill.tasks.classifier.settings import Settings
 from tf_distill.teacher import cache
@@ -270,12 +268,8 @@ class ClassifierTrainer:
         teacher_seconds=0.0,
         extra=None,
     ):
-        """Steps 3 and 4: keeps weights, saves, writes metrics.json, then exports.
-
-        "Trained" is recorded once model.keras and metrics.json are written, before
-        the export: a run killed while exporting resumes by exporting this model,
-        not by training it on from a backup.
-        """
+        """Steps 3 and 4: keeps weights, then saves, records and exports
+        (shipper.Shipping.record)."""
         teacher_logits = None if self.teacher_test is None else self.teacher_test.logits
         selection = fitting.select_weights(
             fitted,
@@ -285,25 +279,16 @@ class ClassifierTrainer:
             ),
             keep_best=self._early_stopping(distilling).patience > 0,
         )
-        paths = self.run_dir.model(key)
-        files.save_keras(model, paths.keras)
-        metrics = metrics_file.describe(
+        if key.base == "teacher":  # what the students are compared with
+            self.teacher_test = selection.kept
+        return self.shipping.record(
             key,
             model,
             result,
             selection,
+            ship=ship,
             seed=seed,
-            teacher_seconds=teacher_seconds,
-            splits=self.splits,
             train_examples=examples,
-            strategy=self.strategy,
-            fingerprint=self.settings.fingerprint,
-            config=self.settings.config,
+            teacher_seconds=teacher_seconds,
+            extra=extra,
         )
-        metrics.update(extra or {})
-        if key.base == "teacher":  # what the students are compared with
-            self.teacher_test = selection.kept
-        files.write_json(paths.metrics, metrics)
-        self.state.mark_trained(key.name)
-        metrics_file.log(metrics, selection)
-        return self.shipping.ship(key, model, metrics, ship=ship)
