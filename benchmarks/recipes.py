@@ -3,13 +3,14 @@
     python benchmarks/recipes.py --config=configs/digits_recommended.py \
         --workdir=/tmp/recipes
 
-Trains the config's teacher once and its student alone over `config.num_seeds`
-seeds, then distils the teacher with each candidate recipe below (same seeds, same
-initial weights and batches as the students alone). Recipes are ranked by the mean
-validation accuracy of the kept weights; the test split only reports. Prints one
-table (validation, test, the paired gain over the student alone with its 95% CI,
-the share of the teacher's lead recovered, wall time) and writes
-<workdir>/recipes.json and recipes.md.
+Trains the config's teacher once (once per `--teacher_keeps` value: which of its
+weights it keeps, config.teacher.keep) and its student alone over
+`config.num_seeds` seeds, then distils each teacher with each candidate recipe
+below (same seeds, same initial weights and batches as the students alone).
+Recipes are ranked by the mean validation accuracy of the kept weights; the test
+split only reports. Prints one table (the teacher's weights, validation, test, the
+paired gain over the student alone with its 95% CI, the share of that teacher's
+lead recovered, wall time) and writes <workdir>/recipes.json and recipes.md.
 """
 
 from __future__ import annotations
@@ -65,6 +66,12 @@ flags.DEFINE_string(
     "teacher_dir", None, "A trained teacher's folder to reuse instead of training one."
 )
 flags.DEFINE_enum("recipes", "function_matching", list(RECIPES), "Candidate set.")
+flags.DEFINE_list(
+    "teacher_keeps",
+    [],
+    'config.teacher.keep values to compare, e.g. "best,last,10" (a teacher '
+    "trained for each); empty: the config's alone.",
+)
 FLAGS = flags.FLAGS
 
 
@@ -79,9 +86,26 @@ def _recipe_config(config, recipe):
     return config
 
 
+def _teachers(config, tensorboard):
+    """{run directory: the teacher's metrics} of each --teacher_keeps value (in
+    <workdir>/base, base_keep_<value>), or of the config's teacher."""
+    if not FLAGS.teacher_keeps:
+        base = os.path.join(FLAGS.workdir, "base")
+        return {base: _teacher(config, base, tensorboard)}
+    if FLAGS.teacher_dir:
+        raise app.UsageError("--teacher_dir reuses one teacher: drop --teacher_keeps")
+    teachers = {}
+    for keep in FLAGS.teacher_keeps:
+        variant = config.copy_and_resolve_references()
+        variant.teacher.keep = keep
+        base = os.path.join(FLAGS.workdir, f"base_keep_{keep}")
+        teachers[base] = _teacher(variant, base, tensorboard)
+    return teachers
+
+
 def _teacher(config, base, tensorboard):
-    """The teacher's metrics: trained in <workdir>/base, or copied from
-    --teacher_dir (a trained teacher's folder, e.g. an earlier run's base/teacher)."""
+    """The teacher's metrics: trained in `base`, or copied from --teacher_dir (a
+    trained teacher's folder, e.g. an earlier run's base/teacher)."""
     from tf_distill import experiment
     from tf_distill.outputs import files
 
@@ -97,18 +121,35 @@ def _teacher(config, base, tensorboard):
 
 def main(argv):
     del argv
-    from tf_distill import experiment
     from tf_distill.outputs import files
-    from tf_distill.outputs.rundir import runs_of
 
     config = common.load_config(FLAGS.config, name_prefix="recipes")
     config.export.tflite = False
     tensorboard = os.path.join(FLAGS.workdir, "tensorboard")
-    base = os.path.join(FLAGS.workdir, "base")
-    teacher = _teacher(config, base, tensorboard)
-    candidates = RECIPES[FLAGS.recipes]
-    alone_rows, alone_runs = [], []
-    for epochs, patience in candidates["alone"]:
+    teachers = _teachers(config, tensorboard)
+    first = next(iter(teachers.values()))
+    alone_rows, alone = _alone(config, first, tensorboard)
+    rows = list(alone_rows)
+    for base, teacher in teachers.items():
+        rows += _distilled(config, base, teacher, alone, tensorboard)
+    chosen = max(rows[len(alone_rows) :], key=lambda r: r["validation_accuracy"])
+    table = _markdown(config.name, first, rows, chosen, len(alone))
+    print(table)
+    files.write_json(
+        os.path.join(FLAGS.workdir, "recipes.json"),
+        {"teacher": first["test_accuracy"], "rows": rows, "chosen": chosen},
+    )
+    files.write_text(os.path.join(FLAGS.workdir, "recipes.md"), table)
+
+
+def _alone(config, teacher, tensorboard):
+    """The student alone's rows, one per schedule, and the runs of the one
+    with the best mean validation accuracy: the baseline."""
+    from tf_distill import experiment
+    from tf_distill.outputs.rundir import runs_of
+
+    rows, runs_by_row = [], []
+    for epochs, patience in RECIPES[FLAGS.recipes]["alone"]:
         epochs = epochs or config.student.epochs
         variant = config.copy_and_resolve_references()
         variant.student.epochs, variant.early_stopping.patience = epochs, patience
@@ -124,19 +165,23 @@ def main(argv):
         )
         kept = "early stopping" if patience else "last epoch"
         name = f"student alone, {epochs} epochs, {kept}"
-        alone_rows.append(
-            common.paired_row(
-                name, runs, runs, teacher["test_accuracy"], time.perf_counter() - start
-            )
+        seconds = time.perf_counter() - start
+        rows.append(
+            common.paired_row(name, runs, runs, teacher["test_accuracy"], seconds)
         )
-        alone_runs.append(runs)
-    best = max(
-        range(len(alone_rows)), key=lambda i: alone_rows[i]["validation_accuracy"]
-    )
-    alone = alone_runs[best]
-    alone_rows[best]["recipe"] += " (chosen on validation: the baseline)"
-    rows = list(alone_rows)
-    for number, recipe in enumerate(candidates["distill"]):
+        runs_by_row.append(runs)
+    best = max(range(len(rows)), key=lambda i: rows[i]["validation_accuracy"])
+    rows[best]["recipe"] += " (chosen on validation: the baseline)"
+    return rows, runs_by_row[best]
+
+
+def _distilled(config, base, teacher, alone, tensorboard):
+    """One row per candidate recipe, distilled from the teacher in `base`."""
+    from tf_distill import experiment
+    from tf_distill.outputs.rundir import runs_of
+
+    rows = []
+    for number, recipe in enumerate(RECIPES[FLAGS.recipes]["distill"]):
         mixup, temperature, alpha, epochs, patience = recipe
         epochs = epochs or config.student.epochs
         recipe = (mixup, temperature, alpha, epochs, patience)
@@ -144,7 +189,7 @@ def main(argv):
             f"mixup {mixup:g}, T={temperature:g}, alpha={alpha:g}, {epochs} epochs"
             + (", early stopping" if patience else ", last epoch")
         )
-        workdir = os.path.join(FLAGS.workdir, f"recipe{number}")
+        workdir = os.path.join(FLAGS.workdir, f"{os.path.basename(base)}_{number}")
         os.makedirs(workdir, exist_ok=True)
         shutil.copytree(
             os.path.join(base, "teacher"),
@@ -167,31 +212,32 @@ def main(argv):
                 time.perf_counter() - start,
             )
         )
-    chosen = max(rows[len(alone_rows) :], key=lambda r: r["validation_accuracy"])
-    table = _markdown(config.name, teacher, rows, chosen, len(alone))
-    print(table)
-    files.write_json(
-        os.path.join(FLAGS.workdir, "recipes.json"),
-        {"teacher": teacher["test_accuracy"], "rows": rows, "chosen": chosen},
-    )
-    files.write_text(os.path.join(FLAGS.workdir, "recipes.md"), table)
+        rows[-1]["teacher_weights"] = teacher["weights"]
+        rows[-1]["teacher_test_accuracy"] = teacher["test_accuracy"]
+    return rows
 
 
 def _markdown(title, teacher, rows, chosen, seeds):
     lines = [
         f"# Recipes on {title}: teacher test accuracy {teacher['test_accuracy']:.4f}, "
         f"{seeds} seeds\n",
-        "| recipe | val. acc. | test acc. | gain over alone, points [95% CI] | "
-        "gap recovered | wall s |",
-        "|---|---|---|---|---|---|",
+        "| recipe | teacher's weights (test acc.) | val. acc. | test acc. | "
+        "gain over alone, points [95% CI] | gap recovered | wall s |",
+        "|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         gain, share = common.gain_cells(
             r, baseline=r["recipe"].startswith("student alone")
         )
         mark = " (chosen on validation)" if r is chosen else ""
+        kept = r.get("teacher_weights")
+        kept = (
+            "-"
+            if kept is None
+            else (f"{kept.replace('_', ' ')} ({r['teacher_test_accuracy']:.4f})")
+        )
         lines.append(
-            f"| {r['recipe']}{mark} | {r['validation_accuracy']:.4f} | "
+            f"| {r['recipe']}{mark} | {kept} | {r['validation_accuracy']:.4f} | "
             f"{r['test_accuracy']:.4f} | {gain} | {share} | {r['seconds']:.0f} |"
         )
     return "\n".join(lines) + "\n"

@@ -93,6 +93,13 @@ def base_config() -> ml_collections.ConfigDict:
     # A local weights file for a Keras Applications arch; None: random weights.
     config.teacher.weights = ml_collections.config_dict.placeholder(str)
     config.teacher.epochs = 100
+    # Which of the teacher's weights it keeps and teaches with: "auto" (as every
+    # model: the best on validation with early stopping, else the last epoch),
+    # "best", "last", or an epoch number as text ("10": the weights after epoch
+    # 10 of the whole schedule, which then trains without early stopping). An
+    # early-stopped teacher can teach better (Cho & Hariharan 2019);
+    # benchmarks/recipes.py --teacher_keeps compares them on validation.
+    config.teacher.keep = "auto"
 
     config.student = ml_collections.ConfigDict()
     config.student.arch = "mlp"

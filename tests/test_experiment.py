@@ -96,24 +96,38 @@ def _two_weight_model():
     return model, last, best
 
 
-@pytest.mark.parametrize("keep_best, kept_kernel", [(True, 5.0), (False, 2.0)])
-def test_select_weights_measures_both_and_keeps_one(keep_best, kept_kernel):
+@pytest.mark.parametrize(
+    "keep, kept_kernel, name",
+    [
+        ("best", 5.0, "best_validation"),
+        ("last", 2.0, "last_epoch"),
+        ("epoch", 7.0, "epoch_2"),
+    ],
+)
+def test_select_weights_measures_each_and_keeps_one(keep, kept_kernel, name):
     model, last, best = _two_weight_model()
-    result = fitting.FitResult({}, 1.0, last, best, best_epoch=3)
+    second = [np.full((1, 1), 7.0, np.float32), np.zeros(1, np.float32)]
+    kept_epoch = dict(epoch_weights=second, kept_epoch=2) if keep == "epoch" else {}
+    result = fitting.FitResult({}, 1.0, last, best, best_epoch=3, **kept_epoch)
     measured = []
 
     def evaluate():
         measured.append(float(model.get_weights()[0][0, 0]))
         return measured[-1]
 
-    selection = fitting.select_weights(
-        model, result, evaluate=evaluate, keep_best=keep_best
-    )
-    assert sorted(measured) == [2.0, 5.0]
+    selection = fitting.select_weights(model, result, evaluate=evaluate, keep=keep)
+    assert sorted(measured) == sorted([2.0, 5.0, *([7.0] if keep == "epoch" else [])])
     assert (selection.best, selection.last) == (5.0, 2.0)
     assert selection.kept == kept_kernel
     assert model.get_weights()[0][0, 0] == kept_kernel
-    assert selection.weights == ("best_validation" if keep_best else "last_epoch")
+    assert selection.weights == name
+
+
+def test_select_weights_refuses_an_epoch_the_fit_did_not_keep():
+    model, last, best = _two_weight_model()
+    result = fitting.FitResult({}, 1.0, last, best, best_epoch=3)
+    with pytest.raises(ValueError, match="kept no epoch"):
+        fitting.select_weights(model, result, evaluate=lambda: 0.0, keep="epoch")
 
 
 def test_select_weights_measures_once_when_the_last_epoch_was_best():
@@ -121,7 +135,7 @@ def test_select_weights_measures_once_when_the_last_epoch_was_best():
     result = fitting.FitResult({}, 1.0, last, None, best_epoch=4)
     calls = []
     selection = fitting.select_weights(
-        model, result, evaluate=lambda: calls.append(1) or len(calls), keep_best=True
+        model, result, evaluate=lambda: calls.append(1) or len(calls), keep="best"
     )
     assert calls == [1] and selection.best is selection.last
 
@@ -130,32 +144,61 @@ def test_select_weights_measures_once_when_the_last_epoch_was_best():
 def test_early_stopping_ships_the_best_validation_epoch(tiny_config, tmp_path):
     """The default config's path: patience > 0 keeps the best-on-validation
     weights. The saved model must score the history's best val_accuracy."""
-    from tf_distill.data import batches
-    from tf_distill.models import measure
-    from tf_distill.tasks.classifier import settings as config_lib
 
     tiny_config.early_stopping.patience = 3
     tiny_config.student.epochs = 8
-    tiny_config.optimizer.learning_rate = 3e-2  # a noisy curve: the last is not best
-    results = experiment.run(
-        tiny_config,
-        workdir=str(tmp_path / "run"),
-        mode="student",
-        tensorboard_dir=str(tmp_path / "tb"),
-    )
-    metrics = results["student"]
+    metrics = _noisy_run(tiny_config, tmp_path, "student")["student"]
     history = metrics["history"]["val_accuracy"]
     assert metrics["weights"] == "best_validation"
     assert metrics["best_epoch"] == int(np.argmax(history)) + 1
     assert metrics["test_accuracy"] == metrics["test_accuracy_best_validation"]
     assert metrics["validation_accuracy"] == pytest.approx(max(history))
-    splits = config_lib.load_data(tiny_config)
-    model = keras.models.load_model(tmp_path / "run" / "student" / "model.keras")
-    val = batches.pipeline(splits.x_val, splits.y_val, batch_size=64)
-    val_accuracy = measure.evaluate(model, val).accuracy
+    val_accuracy = _saved_accuracy(tiny_config, tmp_path / "run", "student", "val")
     assert val_accuracy == pytest.approx(max(history), abs=1e-6)
     on_disk = json.loads((tmp_path / "run" / "student" / "metrics.json").read_text())
     assert on_disk["test_accuracy"] == metrics["test_accuracy"]
+
+
+def _noisy_run(config, tmp_path, mode):
+    """experiment.run of `mode` at a learning rate high enough for a noisy
+    validation curve (the last epoch is not the best), in tmp_path/run."""
+    config.optimizer.learning_rate = 3e-2
+    return experiment.run(
+        config,
+        workdir=str(tmp_path / "run"),
+        mode=mode,
+        tensorboard_dir=str(tmp_path / "tb"),
+    )
+
+
+def _saved_accuracy(config, run, model, split):
+    """The accuracy of `run`/`model`/model.keras on the config's `split`."""
+    from tf_distill.data import batches
+    from tf_distill.models import measure
+    from tf_distill.tasks.classifier import settings as config_lib
+
+    splits = config_lib.load_data(config)
+    x, y = getattr(splits, f"x_{split}"), getattr(splits, f"y_{split}")
+    saved = keras.models.load_model(run / model / "model.keras")
+    return measure.evaluate(saved, batches.pipeline(x, y, batch_size=64)).accuracy
+
+
+@pytest.mark.slow
+def test_a_teacher_keeps_an_earlier_epoch_and_teaches_with_it(tiny_config, tmp_path):
+    """config.teacher.keep="2" of 5 epochs, early stopping on: the teacher trains
+    all 5 (no early stop) and ships, and measures, the weights after epoch 2."""
+    tiny_config.teacher.keep = "2"
+    tiny_config.teacher.epochs = 5
+    tiny_config.early_stopping.patience = 1
+    results = _noisy_run(tiny_config, tmp_path, "all")  # epochs 2 and 5 differ
+    teacher = results["teacher"]
+    assert teacher["weights"] == "epoch_2" and teacher["epochs_run"] == 5
+    assert teacher["validation_accuracy"] == teacher["history"]["val_accuracy"][1]
+    assert teacher["test_accuracy"] != teacher["test_accuracy_last_epoch"]
+    test_accuracy = _saved_accuracy(tiny_config, tmp_path / "run", "teacher", "test")
+    assert test_accuracy == pytest.approx(teacher["test_accuracy"], abs=1e-6)
+    # The student alone keeps early stopping's choice; teacher.keep is the teacher's.
+    assert results["student"]["weights"] == "best_validation"
 
 
 def test_the_summary_gives_each_model_over_its_seeds(tmp_path):

@@ -76,3 +76,27 @@ def test_the_diffusion_task_reuses_and_refuses_by_the_same_rule(tmp_path):
     with pytest.raises(ValueError, match=r"config.diffusion.ema_decay\)"):
         _run(tiny(**{"diffusion.ema_decay": 0.5}), tmp_path, "teacher")
     assert teacher.stat().st_mtime_ns == stamp
+
+
+def test_a_run_of_an_older_version_without_a_newer_key_is_reused(tiny_config, tmp_path):
+    """config.teacher.keep came later: a teacher whose recorded config lacks it
+    is that of keep="auto" (the same fingerprint), and is reused; another keep
+    is refused, naming it."""
+    import json
+
+    from tf_distill.tasks import context
+
+    older = tiny_config.copy_and_resolve_references()
+    del older.teacher["keep"]
+    assert context.config_fingerprint(older) == context.config_fingerprint(tiny_config)
+    run_in(tmp_path, tiny_config, "teacher")
+    metrics_path = tmp_path / "run" / "teacher" / "metrics.json"
+    metrics = json.loads(metrics_path.read_text())
+    del metrics["config"]["teacher"]["keep"]
+    metrics_path.write_text(json.dumps(metrics))
+    stamp = _stamp(tmp_path, "teacher")
+    run_in(tmp_path, tiny_config, "teacher")
+    assert _stamp(tmp_path, "teacher") == stamp
+    tiny_config.teacher.keep = "last"
+    with pytest.raises(ValueError, match=r"\(teacher: config.teacher.keep\)"):
+        run_in(tmp_path, tiny_config, "teacher")

@@ -161,8 +161,9 @@ def test_early_stopping_keeps_its_best_weights_and_patience_across_a_resume(
         np.testing.assert_array_equal(got, want)
 
 
-def _dropout_fit(tmp_path, epochs=3, backup_every_seconds=0.0):
-    """fit(name): a fit whose result depends on its dropout draws; its weights."""
+def _dropout_fit(tmp_path, epochs=3, backup_every_seconds=0.0, results=None, **options):
+    """fit(name): a fit whose result depends on its dropout draws; its weights
+    (and its FitResult in `results[name]`)."""
     import keras
 
     x = np.random.default_rng(0).normal(size=(64, 6)).astype("float32")
@@ -178,14 +179,17 @@ def _dropout_fit(tmp_path, epochs=3, backup_every_seconds=0.0):
             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
             metrics=["accuracy"],
         )
-        fit_on_arrays(
+        result = fit_on_arrays(
             model,
             x,
             y,
             tmp_path / name,
             epochs=epochs,
             backup_every_seconds=backup_every_seconds,
+            **options,
         )
+        if results is not None:
+            results[name] = result
         return model.get_weights()
 
     return fit
@@ -214,3 +218,29 @@ def test_backups_at_an_interval_resume_after_the_last_one_with_the_same_result(
     assert json.loads(metadata.read_text())["epoch"] == 2
     for a, b in zip(whole, resumed, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_a_kept_earlier_epoch_survives_a_crash_after_it(tmp_path, monkeypatch):
+    """keep_epoch=2 (config.teacher.keep="2") of a 4-epoch fit killed after its
+    third epoch, with backups an hour apart (so it resumes at its second): the
+    kept weights and the last equal an uninterrupted fit's, and differ."""
+    results = {}
+    fit = _dropout_fit(
+        tmp_path,
+        epochs=4,
+        backup_every_seconds=3600.0,
+        results=results,
+        keep_epoch=2,
+        validation_every=3,
+    )
+    whole, resumed = whole_and_resumed(fit, monkeypatch, stop_after_epoch=2)
+    assert results["resumed"].kept_epoch == results["whole"].kept_epoch == 2
+    kept = zip(
+        results["whole"].epoch_weights, results["resumed"].epoch_weights, strict=True
+    )
+    for a, b in [*kept, *zip(whole, resumed, strict=True)]:
+        np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(results["whole"].epoch_weights[0], whole[0])
+    # The kept epoch is validated, besides every 3rd and the last.
+    validated = [v is not None for v in results["whole"].history["val_accuracy"]]
+    assert validated == [False, True, True, True]

@@ -92,4 +92,6 @@ def kept_validation_accuracy(result, selection) -> float | None:
     keeps_best = selection.weights == "best_validation" and result.best_epoch
     if keeps_best:
         return float(curve[result.best_epoch - 1])
+    if result.kept_epoch and selection.weights.startswith("epoch_"):
+        return float(curve[result.kept_epoch - 1])
     return next((float(v) for v in reversed(curve) if v is not None), None)

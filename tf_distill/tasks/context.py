@@ -44,7 +44,8 @@ def config_fingerprint(config: ml_collections.ConfigDict) -> str:
     """12 hex digits identifying the resolved config (the keys that change no
     model, rerun.IGNORED, aside): every model's metrics.json carries its run's, so
     models of different runs are told apart (reports, tasks/rerun.py)."""
-    values = {k: v for k, v in config.to_dict().items() if k not in rerun.IGNORED}
+    values = rerun.without_added_defaults(config.to_dict())
+    values = {k: v for k, v in values.items() if k not in rerun.IGNORED}
     text = json.dumps(values, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 

@@ -30,6 +30,19 @@ REUSE, REPLACE = "reuse", "replace"
 POLICIES = (REUSE, REPLACE)
 # Keys that change no model: left out of fingerprints and comparisons.
 IGNORED = ("name", "finished", "backup_every_seconds", "concurrent_fits")
+# Keys added since runs recorded their configs, with the value that does what
+# runs did before them: at that value the key is left out of fingerprints and
+# comparisons, so a run directory of an older tf-distill is reused, not refused.
+ADDED = {("teacher", "keep"): "auto"}
+
+
+def without_added_defaults(config: dict) -> dict:
+    """`config` (a plain dict) without the ADDED keys that hold their old value."""
+    out = dict(config)
+    for (section, key), value in ADDED.items():
+        if isinstance(out.get(section), dict) and out[section].get(key) == value:
+            out[section] = {k: v for k, v in out[section].items() if k != key}
+    return out
 
 
 @dataclasses.dataclass(frozen=True)
@@ -108,6 +121,11 @@ def differing(recorded: dict | None, config: dict, prefix: str = "config") -> li
     `recorded` is None: an older run did not record its config)."""
     if recorded is None:
         return []
+    if prefix == "config":
+        recorded, config = (
+            without_added_defaults(recorded),
+            without_added_defaults(config),
+        )
     out = []
     for key in sorted(set(recorded) | set(config)):
         if prefix == "config" and key in IGNORED:

@@ -206,3 +206,28 @@ class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
         best = None if self.best is None else float(self.best)
         state = {"wait": self.wait, "best": best, "best_epoch": self.best_epoch}
         files.write_json(self._state_path, state)
+
+
+class EpochSnapshot(keras.callbacks.Callback):
+    """Keeps the model's weights at the end of one (1-based) epoch, e.g. an
+    earlier teacher checkpoint (config.teacher.keep). Written to
+    `<backup_dir>/epoch_<n>.weights.npz` when taken, so a fit that crashes after
+    that epoch still has them when it resumes; a resume from before it takes
+    them again (the same weights: the fit is resumed exactly)."""
+
+    def __init__(self, backup_dir: str, epoch: int | None):
+        super().__init__()
+        self.epoch = epoch
+        self.weights = None
+        self._path = os.path.join(backup_dir, f"epoch_{epoch}.weights.npz")
+        if epoch and os.path.isfile(self._path):
+            with np.load(self._path) as saved:
+                self.weights = [saved[f"w{i}"] for i in range(len(saved.files))]
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch + 1 != self.epoch:
+            return
+        self.weights = self.model.get_weights()
+        os.makedirs(os.path.dirname(self._path), exist_ok=True)
+        with files.replacing_file(self._path, suffix=".npz") as tmp:
+            np.savez(tmp, **{f"w{i}": w for i, w in enumerate(self.weights)})

@@ -36,6 +36,9 @@ class FitResult:
     last_weights: list[np.ndarray]
     best_weights: list[np.ndarray] | None  # None: the last epoch was the best
     best_epoch: int | None  # 1-based; None when no epoch was monitored
+    # The weights at the end of the fit's `keep_epoch` (1-based), when it had one.
+    epoch_weights: list[np.ndarray] | None = None
+    kept_epoch: int | None = None
 
     @property
     def epochs_run(self) -> int:
@@ -101,6 +104,7 @@ def fit(
     log_path: str | None = None,
     backup_every_seconds: float = 0.0,
     validation_every: int = 1,
+    keep_epoch: int | None = None,
 ) -> FitResult:
     """Fits a compiled `model`, resuming from `backup_dir` if a crash left a backup.
 
@@ -116,6 +120,9 @@ def fit(
         validation_every: validate (and write the epoch's TensorBoard scalars)
             every this many epochs and after the last; the other epochs' val_*
             are None in the history. Early stopping's patience stays in epochs.
+        keep_epoch: also keep the weights at the end of this (1-based) epoch
+            (FitResult.epoch_weights; kept in `backup_dir` across a crash), and
+            validate after it.
 
     Raises:
         resume.TrainingDiverged: a loss became NaN or infinite (backup removed).
@@ -123,6 +130,9 @@ def fit(
     start_epoch, history = _start(name, epochs, backup_dir, tensorboard_dir)
     clock = backups.Clock(backup_every_seconds)
     validated = validation_epochs(epochs, validation_every)
+    if keep_epoch:  # the kept epoch's val_accuracy goes into metrics.json
+        validated = sorted({*validated, keep_epoch})
+    snapshot = backups.EpochSnapshot(backup_dir, keep_epoch)
     best = _best_epoch_tracker(backup_dir, early_stopping, epochs, clock)
     if validation_every > 1:  # patience in validations, as Keras counts it
         best.patience = math.ceil(best.patience / validation_every)
@@ -136,6 +146,7 @@ def fit(
         ),
         resume.StopOnNaN(name, steps_per_epoch, learning_rate_key),
         best,
+        snapshot,
         *backups.callbacks(backup_dir, history, start_epoch, clock),
         interrupt.Stop(),  # last: after the epoch's backup
     ]
@@ -162,6 +173,8 @@ def fit(
         last_weights=model.get_weights(),
         best_weights=None if best_epoch in (None, epochs_run) else best.best_weights,
         best_epoch=best_epoch,
+        epoch_weights=snapshot.weights,
+        kept_epoch=keep_epoch if snapshot.weights is not None else None,
     )
 
 
@@ -205,7 +218,7 @@ class Selection:
     kept: object  # the measures of the kept weights (what `evaluate` returns)
     best: object  # of the best-on-validation weights
     last: object  # of the last epoch's weights
-    weights: str  # "best_validation" or "last_epoch"
+    weights: str  # "best_validation", "last_epoch" or "epoch_<n>"
 
 
 def select_weights(
@@ -213,31 +226,36 @@ def select_weights(
     result: FitResult,
     *,
     evaluate: Callable[[], object],
-    keep_best: bool,
+    keep: str,
 ) -> Selection:
-    """Measures the last epoch's and the best-on-validation weights; keeps one.
+    """Measures the last epoch's and the best-on-validation weights (and those of
+    the fit's `keep_epoch`, when kept); keeps one.
 
     Args:
         fitted: the model that was fitted, holding the last epoch's weights.
         evaluate: measures the model being shipped (`fitted`, or the student
             inside a Distiller) as it now is.
-        keep_best: keep the best-on-validation weights (early stopping on), else
-            the last epoch's (fixed epochs, as the published recipes train).
+        keep: "best" (the best-on-validation weights, as early stopping keeps),
+            "last" (the last epoch's, as the published recipes train) or
+            "epoch" (FitResult.epoch_weights, an earlier epoch's).
 
     Returns:
-        The measures of both sets; `fitted` holds the kept weights afterwards.
+        The measures of each set; `fitted` holds the kept weights afterwards.
     """
     last = evaluate()  # fit leaves the last epoch's weights in the model
-    if result.best_weights is None:  # the last epoch was the best
-        best = last
-    else:
+    best = last
+    if result.best_weights is not None:  # else the last epoch was the best
         fitted.set_weights(result.best_weights)
         best = evaluate()
-        if not keep_best:
-            fitted.set_weights(result.last_weights)
-    return Selection(
-        kept=best if keep_best else last,
-        best=best,
-        last=last,
-        weights="best_validation" if keep_best else "last_epoch",
-    )
+    if keep == "epoch":
+        if result.epoch_weights is None:
+            raise ValueError("select_weights: keep='epoch', but the fit kept no epoch")
+        fitted.set_weights(result.epoch_weights)
+        kept, name = evaluate(), f"epoch_{result.kept_epoch}"
+    elif keep == "best":
+        kept, name = best, "best_validation"
+    else:
+        kept, name = last, "last_epoch"
+    if keep == "last" and result.best_weights is not None:
+        fitted.set_weights(result.last_weights)
+    return Selection(kept=kept, best=best, last=last, weights=name)

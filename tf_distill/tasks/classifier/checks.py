@@ -99,6 +99,9 @@ def _models(c: Checker, config: ml_collections.ConfigDict) -> None:
         c.check(0.0 <= config[role].dropout < 1.0, f"{role}.dropout", "expected [0, 1)")
 
 
+KEEPS = ("auto", "best", "last")  # config.teacher.keep, or an epoch number
+
+
 def _training(c: Checker, config: ml_collections.ConfigDict) -> None:
     """Optimisation, early stopping, steps per execution."""
     c.positive_int("steps_per_execution")
@@ -131,6 +134,13 @@ def _training(c: Checker, config: ml_collections.ConfigDict) -> None:
         and config.early_stopping.patience >= 0,
         "early_stopping.patience",
         "expected an integer >= 0 (0 turns it off)",
+    )
+    keep = str(config.teacher.keep)
+    c.check(
+        keep in KEEPS or (keep.isdigit() and 1 <= int(keep) <= config.teacher.epochs),
+        "teacher.keep",
+        f"expected one of {', '.join(KEEPS)}, or an epoch 1..teacher.epochs "
+        f'({config.teacher.epochs}) as text, e.g. "10"',
     )
 
 

@@ -32,6 +32,8 @@ class Settings:
     tensorboard_every_steps: int = 100
     backup_every_seconds: float = 30.0  # crash backups (training/backups.py)
     validation_every: int = 1  # epochs
+    # config.teacher.keep: "auto", "best", "last" or an epoch number, as text.
+    teacher_keep: str = "auto"
     augment: augment.AugmentSpec = augment.AugmentSpec()
     cache_teacher_logits: bool = True
     cache_dtype: str = "float32"
@@ -47,6 +49,21 @@ class Settings:
     seed: int = 0
     fingerprint: str = ""  # of the run's config, stamped on every model's metrics
     config: dict | None = None  # the run's config, recorded in every metrics.json
+
+
+def kept_weights(
+    settings: Settings, *, teacher: bool, distilling: bool = False
+) -> str | int:
+    """Which of a fit's weights a model keeps: "best" (on validation), "last"
+    or an epoch number. config.teacher.keep for the teacher; otherwise, and for
+    "auto", early stopping's rule: the best with a patience, else the last."""
+    keep = settings.teacher_keep if teacher else "auto"
+    if keep == "auto":
+        stopping = (
+            settings.distill_early_stopping if distilling else settings.early_stopping
+        )
+        return "best" if stopping.patience > 0 else "last"
+    return int(keep) if keep.isdigit() else keep
 
 
 # The typed settings, each from its section of the config.
@@ -118,6 +135,7 @@ def classifier_settings(config: ml_collections.ConfigDict) -> Settings:
         tensorboard_every_steps=config.tensorboard.every_steps,
         backup_every_seconds=float(config.backup_every_seconds),
         validation_every=config.validation_every_epochs,
+        teacher_keep=str(config.teacher.keep),
         augment=augment.AugmentSpec(
             translate=a.translate,
             flip=a.flip,

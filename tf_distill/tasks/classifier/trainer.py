@@ -7,12 +7,14 @@ modes (modes.py) decide which models a mode trains. For each model, in this orde
     1. build it (the same seed before every build: the student alone and the
        distilled student of one seed start from identical weights);
     2. fit it (fitting.fit), alone or beside others (concurrent.run_all);
-    3. keep the best-on-validation or the last epoch's weights, measuring both;
+    3. keep the best-on-validation, the last or (the teacher, config.teacher.keep)
+       an earlier epoch's weights, measuring each;
     4. save, export (if shipped), write metrics.json, mark it finished.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 
 import keras
@@ -25,7 +27,7 @@ from tf_distill.distillation.distiller import Distiller
 from tf_distill.models import architectures, measure
 from tf_distill.outputs.rundir import ModelKey, RunDir
 from tf_distill.shipping import shipper
-from tf_distill.tasks.classifier.settings import Settings
+from tf_distill.tasks.classifier.settings import Settings, kept_weights
 from tf_distill.teacher import cache
 from tf_distill.training import concurrent, distribute, fitting
 
@@ -213,6 +215,10 @@ class ClassifierTrainer:
         call; a distilled student's batches carry the teacher's `signal`."""
         paths = self.run_dir.model(key)
         x, y = train
+        s, keep = self.settings, self._keep(key, distilling)
+        stopping = s.distill_early_stopping if distilling else s.early_stopping
+        if isinstance(keep, int):  # an earlier epoch of the whole schedule
+            stopping = dataclasses.replace(stopping, patience=0)
         augmentation = augment.build(
             self.settings.augment,
             input_shape=self.splits.input_shape,
@@ -247,12 +253,14 @@ class ClassifierTrainer:
             tensorboard_every_steps=self.settings.tensorboard_every_steps,
             backup_every_seconds=self.settings.backup_every_seconds,
             validation_every=self.settings.validation_every,
-            early_stopping=self._early_stopping(distilling),
+            early_stopping=stopping,
+            keep_epoch=keep if isinstance(keep, int) else None,
         )
 
-    def _early_stopping(self, distilling: bool) -> fitting.EarlyStopping:
-        s = self.settings
-        return s.distill_early_stopping if distilling else s.early_stopping
+    def _keep(self, key, distilling=False):
+        return kept_weights(
+            self.settings, teacher=key.base == "teacher", distilling=distilling
+        )
 
     def _finish(
         self,
@@ -271,13 +279,14 @@ class ClassifierTrainer:
         """Steps 3 and 4: keeps weights, then saves, records and exports
         (shipper.Shipping.record)."""
         teacher_logits = None if self.teacher_test is None else self.teacher_test.logits
+        keep = self._keep(key, distilling)
         selection = fitting.select_weights(
             fitted,
             result,
             evaluate=lambda: measure.evaluate(
                 model, self.test_ds, teacher_logits=teacher_logits
             ),
-            keep_best=self._early_stopping(distilling).patience > 0,
+            keep="epoch" if isinstance(keep, int) else keep,
         )
         if key.base == "teacher":  # what the students are compared with
             self.teacher_test = selection.kept
