@@ -17,6 +17,9 @@ setup(
         "tf_distill.configs",
     ],
     package_dir={"tf_distill.configs": "configs"},
+    # Capacity curves measured by benchmarks/capacity.py --publish, which the
+    # report of --model=all places its student on.
+    package_data={"tf_distill.reports": ["curves/*.json"]},
     entry_points={"console_scripts": ["tf-distill = tf_distill.cli:run"]},
     install_requires=[
         "tensorflow>=2.16",

@@ -17,7 +17,7 @@ from tf_distill.outputs.rundir import (
     generation_of,
     runs_of,
 )
-from tf_distill.reports import plots, stats
+from tf_distill.reports import capacity, plots, stats
 
 LABELS = {
     "teacher": "teacher",
@@ -94,6 +94,8 @@ def write(run_dir: RunDir, results: dict[str, dict], *, title: str) -> dict:
         for base in labels
         if base not in LABELS
     }
+    # Where the student sits on a capacity curve measured for this data set.
+    report["capacity"] = capacity.for_student(runs["student"][0])
     files.write_json(run_dir.file("report.json"), report)
     files.write_text(run_dir.file("report.md"), _markdown(report))
     _plot(run_dir.file("accuracy.png"), runs, gains, title)
@@ -199,6 +201,7 @@ def _markdown(report):
         f"{report['distilled_minus_student_accuracy'] * 100:+.2f} points "
         f"(per seed: {per_seed}). {gap_sentence(report)}\n\n"
         f"**{report['verdict']}**\n"
+        + ("" if not report.get("capacity") else f"\n{report['capacity']}\n")
     )
 
 
