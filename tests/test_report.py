@@ -291,3 +291,35 @@ def test_bad_report_settings_are_named(tiny_config, tmp_path, key, value, messag
     with pytest.raises(ValueError, match=re.escape(message)):
         experiment.run(tiny_config, workdir=str(tmp_path / "run"), mode="sweep")
     assert not (tmp_path / "run").exists()
+
+
+def test_the_report_places_its_student_on_a_published_curve(run, tmp_path, monkeypatch):
+    """A capacity curve published for the run's data set (benchmarks/capacity.py
+    --publish): report.md says which measured sizes its student sits between."""
+    from tf_distill.reports import capacity, report
+
+    size = {
+        "name": "mlp 4",
+        "arch": "mlp",
+        "params": 310,
+        "alone": {"test_accuracy": 0.5},
+        "distilled": {"test_accuracy": 0.6},
+        "gain": 0.1,
+        "pays": "yes",
+    }
+    curve = {
+        "dataset": "digits",
+        "teacher": {"name": "mlp 256/128", "test_accuracy": 0.97},
+        "train_examples": 1293,
+        "seeds": 3,
+        "sizes": [size, {**size, "name": "mlp 64", "params": 4810}],
+    }
+    monkeypatch.setattr(capacity, "CURVES_DIR", str(tmp_path))
+    (tmp_path / "digits.json").write_text(json.dumps(curve))
+    run_dir = experiment.run_dir_of(str(tmp_path / "again"))
+    written = report.write(run_dir, run["results"], title="tiny")
+    student = run["results"]["student"]["params"]
+    assert (
+        f"a student of {student:,} parameters sits between mlp 4" in written["capacity"]
+    )
+    assert written["capacity"] in (tmp_path / "again" / "report.md").read_text()
