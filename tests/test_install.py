@@ -46,7 +46,13 @@ def test_the_wheel_installs_a_command_that_runs_from_any_folder(tmp_path):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
     env.pop("PYTHONPATH", None)
     where = subprocess.run(
-        [python, "-c", "import tf_distill; print(tf_distill.__file__)"],
+        [
+            python,
+            "-c",
+            "import tf_distill; print(tf_distill.__file__)\n"
+            "from tf_distill.reports import capacity\n"  # the published curves
+            "assert capacity.published('fashion_mnist')['sizes']",
+        ],
         cwd=elsewhere,
         env=env,
         capture_output=True,
