@@ -190,15 +190,13 @@ def test_a_teacher_keeps_an_earlier_epoch_and_teaches_with_it(tiny_config, tmp_p
     tiny_config.teacher.keep = "2"
     tiny_config.teacher.epochs = 5
     tiny_config.early_stopping.patience = 1
-    results = _noisy_run(tiny_config, tmp_path, "all")  # epochs 2 and 5 differ
+    results = _noisy_run(tiny_config, tmp_path, "teacher")  # epochs 2, 5 differ
     teacher = results["teacher"]
     assert teacher["weights"] == "epoch_2" and teacher["epochs_run"] == 5
     assert teacher["validation_accuracy"] == teacher["history"]["val_accuracy"][1]
     assert teacher["test_accuracy"] != teacher["test_accuracy_last_epoch"]
     test_accuracy = _saved_accuracy(tiny_config, tmp_path / "run", "teacher", "test")
     assert test_accuracy == pytest.approx(teacher["test_accuracy"], abs=1e-6)
-    # The student alone keeps early stopping's choice; teacher.keep is the teacher's.
-    assert results["student"]["weights"] == "best_validation"
 
 
 def test_the_summary_gives_each_model_over_its_seeds(tmp_path):
@@ -278,3 +276,21 @@ def test_patience_stays_in_epochs_when_validation_is_sparser(tmp_path):
         tmp_path, epochs=30, validation_every=3, patience=6, learning_rate=0.0
     )
     assert result.epochs_run == 9 and result.best_epoch == 3
+
+
+def test_teacher_keep_is_the_teachers_alone():
+    """config.teacher.keep chooses the teacher's weights; every other model
+    keeps early stopping's choice (the best with a patience, else the last)."""
+    from tf_distill.tasks.classifier.settings import Settings, kept_weights
+
+    settings = Settings(
+        teacher_keep="3",
+        early_stopping=fitting.EarlyStopping(patience=5),
+        distill_early_stopping=fitting.EarlyStopping(patience=0),
+    )
+    assert kept_weights(settings, teacher=True) == 3
+    assert kept_weights(settings, teacher=False) == "best"
+    assert kept_weights(settings, teacher=False, distilling=True) == "last"
+    auto = Settings(early_stopping=fitting.EarlyStopping(patience=0))
+    assert kept_weights(auto, teacher=True) == "last"
+    assert kept_weights(Settings(teacher_keep="best"), teacher=True) == "best"

@@ -29,6 +29,13 @@ def test_the_same_command_reuses_what_is_finished(tiny_config, tmp_path, caplog)
 def test_another_config_is_refused_naming_the_keys(tiny_config, tmp_path):
     run_in(tmp_path, tiny_config, "teacher")
     stamp = _stamp(tmp_path, "teacher")
+    _recorded_before_teacher_keep(tmp_path)
+    run_in(tmp_path, tiny_config, "teacher")  # an older version's: reused
+    assert _stamp(tmp_path, "teacher") == stamp
+    keep = tiny_config.copy_and_resolve_references()
+    keep.teacher.keep = "last"
+    with pytest.raises(ValueError, match=r"\(teacher: config.teacher.keep\)"):
+        run_in(tmp_path, keep, "teacher")
     tiny_config.teacher.epochs = 3
     tiny_config.distill.temperature = 2.0
     with pytest.raises(
@@ -58,6 +65,26 @@ def test_a_replaced_teacher_takes_its_students_and_the_report_along(
     assert _stamp(tmp_path, "student") == student  # owes the teacher nothing
 
 
+def _recorded_before_teacher_keep(tmp_path):
+    """The teacher's metrics.json as a version before config.teacher.keep wrote
+    it: its recorded config without the key (rerun.ADDED); the fingerprint of
+    keep="auto" is that of a config without it."""
+    import json
+
+    path = tmp_path / "run" / "teacher" / "metrics.json"
+    metrics = json.loads(path.read_text())
+    del metrics["config"]["teacher"]["keep"]
+    path.write_text(json.dumps(metrics))
+
+
+def test_a_config_without_a_newer_key_has_the_same_fingerprint(tiny_config):
+    from tf_distill.tasks import context
+
+    older = tiny_config.copy_and_resolve_references()
+    del older.teacher["keep"]
+    assert context.config_fingerprint(older) == context.config_fingerprint(tiny_config)
+
+
 def test_differing_names_nested_keys_and_reads_tuples_as_json_lists():
     old = {"name": "a", "teacher": {"layers": [32], "epochs": 2}, "seed": 1}
     new = {"name": "b", "teacher": {"layers": (32,), "epochs": 3}, "seed": 1}
@@ -76,27 +103,3 @@ def test_the_diffusion_task_reuses_and_refuses_by_the_same_rule(tmp_path):
     with pytest.raises(ValueError, match=r"config.diffusion.ema_decay\)"):
         _run(tiny(**{"diffusion.ema_decay": 0.5}), tmp_path, "teacher")
     assert teacher.stat().st_mtime_ns == stamp
-
-
-def test_a_run_of_an_older_version_without_a_newer_key_is_reused(tiny_config, tmp_path):
-    """config.teacher.keep came later: a teacher whose recorded config lacks it
-    is that of keep="auto" (the same fingerprint), and is reused; another keep
-    is refused, naming it."""
-    import json
-
-    from tf_distill.tasks import context
-
-    older = tiny_config.copy_and_resolve_references()
-    del older.teacher["keep"]
-    assert context.config_fingerprint(older) == context.config_fingerprint(tiny_config)
-    run_in(tmp_path, tiny_config, "teacher")
-    metrics_path = tmp_path / "run" / "teacher" / "metrics.json"
-    metrics = json.loads(metrics_path.read_text())
-    del metrics["config"]["teacher"]["keep"]
-    metrics_path.write_text(json.dumps(metrics))
-    stamp = _stamp(tmp_path, "teacher")
-    run_in(tmp_path, tiny_config, "teacher")
-    assert _stamp(tmp_path, "teacher") == stamp
-    tiny_config.teacher.keep = "last"
-    with pytest.raises(ValueError, match=r"\(teacher: config.teacher.keep\)"):
-        run_in(tmp_path, tiny_config, "teacher")
