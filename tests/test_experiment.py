@@ -101,13 +101,13 @@ def _two_weight_model():
     [
         ("best", 5.0, "best_validation"),
         ("last", 2.0, "last_epoch"),
-        ("epoch", 7.0, "epoch_2"),
+        (2, 7.0, "epoch_2"),
     ],
 )
 def test_select_weights_measures_each_and_keeps_one(keep, kept_kernel, name):
     model, last, best = _two_weight_model()
     second = [np.full((1, 1), 7.0, np.float32), np.zeros(1, np.float32)]
-    kept_epoch = dict(epoch_weights=second, kept_epoch=2) if keep == "epoch" else {}
+    kept_epoch = dict(epoch_weights=second, kept_epoch=2) if keep == 2 else {}
     result = fitting.FitResult({}, 1.0, last, best, best_epoch=3, **kept_epoch)
     measured = []
 
@@ -116,7 +116,7 @@ def test_select_weights_measures_each_and_keeps_one(keep, kept_kernel, name):
         return measured[-1]
 
     selection = fitting.select_weights(model, result, evaluate=evaluate, keep=keep)
-    assert sorted(measured) == sorted([2.0, 5.0, *([7.0] if keep == "epoch" else [])])
+    assert sorted(measured) == sorted([2.0, 5.0, *([7.0] if keep == 2 else [])])
     assert (selection.best, selection.last) == (5.0, 2.0)
     assert selection.kept == kept_kernel
     assert model.get_weights()[0][0, 0] == kept_kernel
@@ -126,8 +126,8 @@ def test_select_weights_measures_each_and_keeps_one(keep, kept_kernel, name):
 def test_select_weights_refuses_an_epoch_the_fit_did_not_keep():
     model, last, best = _two_weight_model()
     result = fitting.FitResult({}, 1.0, last, best, best_epoch=3)
-    with pytest.raises(ValueError, match="kept no epoch"):
-        fitting.select_weights(model, result, evaluate=lambda: 0.0, keep="epoch")
+    with pytest.raises(ValueError, match="kept no epoch 2"):
+        fitting.select_weights(model, result, evaluate=lambda: 0.0, keep=2)
 
 
 def test_select_weights_measures_once_when_the_last_epoch_was_best():
@@ -288,9 +288,14 @@ def test_teacher_keep_is_the_teachers_alone():
         early_stopping=fitting.EarlyStopping(patience=5),
         distill_early_stopping=fitting.EarlyStopping(patience=0),
     )
-    assert kept_weights(settings, teacher=True) == 3
-    assert kept_weights(settings, teacher=False) == "best"
-    assert kept_weights(settings, teacher=False, distilling=True) == "last"
+    # An epoch runs the whole schedule: no early stop.
+    assert kept_weights(settings, teacher=True) == (
+        3,
+        fitting.EarlyStopping(patience=0),
+    )
+    assert kept_weights(settings, teacher=False)[0] == "best"
+    assert kept_weights(settings, teacher=False, distilling=True)[0] == "last"
     auto = Settings(early_stopping=fitting.EarlyStopping(patience=0))
-    assert kept_weights(auto, teacher=True) == "last"
-    assert kept_weights(Settings(teacher_keep="best"), teacher=True) == "best"
+    assert kept_weights(auto, teacher=True)[0] == "last"
+    keep, stopping = kept_weights(Settings(teacher_keep="best"), teacher=True)
+    assert keep == "best" and stopping.patience == 20  # early stopping's default

@@ -129,9 +129,8 @@ def fit(
     """
     start_epoch, history = _start(name, epochs, backup_dir, tensorboard_dir)
     clock = backups.Clock(backup_every_seconds)
-    validated = validation_epochs(epochs, validation_every)
-    if keep_epoch:  # the kept epoch's val_accuracy goes into metrics.json
-        validated = sorted({*validated, keep_epoch})
+    # The kept epoch is validated too: its val_accuracy goes into metrics.json.
+    validated = validation_epochs(epochs, validation_every, also=keep_epoch)
     snapshot = backups.EpochSnapshot(backup_dir, keep_epoch)
     best = _best_epoch_tracker(backup_dir, early_stopping, epochs, clock)
     if validation_every > 1:  # patience in validations, as Keras counts it
@@ -165,6 +164,11 @@ def fit(
     except resume.TrainingDiverged:
         shutil.rmtree(backup_dir, ignore_errors=True)  # resuming would diverge
         raise
+    return _result(model, history, best, snapshot)
+
+
+def _result(model, history, best, snapshot) -> FitResult:
+    """What a finished fit leaves: its history and time, and its weight sets."""
     epochs_run = len(history.get("loss", []))
     best_epoch = best.best_epoch + 1 if best.best_weights is not None else None
     return FitResult(
@@ -174,13 +178,13 @@ def fit(
         best_weights=None if best_epoch in (None, epochs_run) else best.best_weights,
         best_epoch=best_epoch,
         epoch_weights=snapshot.weights,
-        kept_epoch=keep_epoch if snapshot.weights is not None else None,
+        kept_epoch=snapshot.epoch if snapshot.weights is not None else None,
     )
 
 
-def validation_epochs(epochs: int, every: int) -> list[int]:
-    """The 1-based epochs a fit validates: every `every`-th, and the last."""
-    return sorted({*range(every, epochs + 1, every), epochs})
+def validation_epochs(epochs: int, every: int, also: int | None = None) -> list[int]:
+    """The 1-based epochs a fit validates: every `every`-th, the last, `also`."""
+    return sorted({*range(every, epochs + 1, every), epochs, *([also] if also else [])})
 
 
 def _start(name, epochs, backup_dir, tensorboard_dir):
@@ -226,7 +230,7 @@ def select_weights(
     result: FitResult,
     *,
     evaluate: Callable[[], object],
-    keep: str,
+    keep: str | int,
 ) -> Selection:
     """Measures the last epoch's and the best-on-validation weights (and those of
     the fit's `keep_epoch`, when kept); keeps one.
@@ -236,8 +240,8 @@ def select_weights(
         evaluate: measures the model being shipped (`fitted`, or the student
             inside a Distiller) as it now is.
         keep: "best" (the best-on-validation weights, as early stopping keeps),
-            "last" (the last epoch's, as the published recipes train) or
-            "epoch" (FitResult.epoch_weights, an earlier epoch's).
+            "last" (the last epoch's, as the published recipes train) or an
+            epoch number (FitResult.epoch_weights, the fit's `keep_epoch`).
 
     Returns:
         The measures of each set; `fitted` holds the kept weights afterwards.
@@ -247,9 +251,11 @@ def select_weights(
     if result.best_weights is not None:  # else the last epoch was the best
         fitted.set_weights(result.best_weights)
         best = evaluate()
-    if keep == "epoch":
-        if result.epoch_weights is None:
-            raise ValueError("select_weights: keep='epoch', but the fit kept no epoch")
+    if isinstance(keep, int):
+        if result.kept_epoch != keep:
+            raise ValueError(
+                f"select_weights: keep={keep}, but the fit kept no epoch {keep}"
+            )
         fitted.set_weights(result.epoch_weights)
         kept, name = evaluate(), f"epoch_{result.kept_epoch}"
     elif keep == "best":

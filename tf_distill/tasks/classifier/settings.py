@@ -53,17 +53,20 @@ class Settings:
 
 def kept_weights(
     settings: Settings, *, teacher: bool, distilling: bool = False
-) -> str | int:
-    """Which of a fit's weights a model keeps: "best" (on validation), "last"
-    or an epoch number. config.teacher.keep for the teacher; otherwise, and for
-    "auto", early stopping's rule: the best with a patience, else the last."""
+) -> tuple[str | int, fitting.EarlyStopping]:
+    """Which of a fit's weights a model keeps, "best" (on validation), "last" or
+    an epoch number, and the early stopping its fit gets. config.teacher.keep for
+    the teacher; otherwise, and for "auto", early stopping's rule: the best with
+    a patience, else the last. Keeping an epoch runs the whole schedule."""
+    stopping = (
+        settings.distill_early_stopping if distilling else settings.early_stopping
+    )
     keep = settings.teacher_keep if teacher else "auto"
     if keep == "auto":
-        stopping = (
-            settings.distill_early_stopping if distilling else settings.early_stopping
-        )
-        return "best" if stopping.patience > 0 else "last"
-    return int(keep) if keep.isdigit() else keep
+        return ("best" if stopping.patience > 0 else "last"), stopping
+    if keep.isdigit():  # an earlier epoch of the whole schedule
+        return int(keep), dataclasses.replace(stopping, patience=0)
+    return keep, stopping
 
 
 # The typed settings, each from its section of the config.

@@ -14,7 +14,6 @@ modes (modes.py) decide which models a mode trains. For each model, in this orde
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 
 import keras
@@ -215,10 +214,7 @@ class ClassifierTrainer:
         call; a distilled student's batches carry the teacher's `signal`."""
         paths = self.run_dir.model(key)
         x, y = train
-        s, keep = self.settings, self._keep(key, distilling)
-        stopping = s.distill_early_stopping if distilling else s.early_stopping
-        if isinstance(keep, int):  # an earlier epoch of the whole schedule
-            stopping = dataclasses.replace(stopping, patience=0)
+        keep, stopping = self._weights(key, distilling)
         augmentation = augment.build(
             self.settings.augment,
             input_shape=self.splits.input_shape,
@@ -257,7 +253,8 @@ class ClassifierTrainer:
             keep_epoch=keep if isinstance(keep, int) else None,
         )
 
-    def _keep(self, key, distilling=False):
+    def _weights(self, key, distilling=False):
+        """(the weights `key` keeps, its early stopping): kept_weights."""
         return kept_weights(
             self.settings, teacher=key.base == "teacher", distilling=distilling
         )
@@ -279,14 +276,14 @@ class ClassifierTrainer:
         """Steps 3 and 4: keeps weights, then saves, records and exports
         (shipper.Shipping.record)."""
         teacher_logits = None if self.teacher_test is None else self.teacher_test.logits
-        keep = self._keep(key, distilling)
+        keep, _ = self._weights(key, distilling)
         selection = fitting.select_weights(
             fitted,
             result,
             evaluate=lambda: measure.evaluate(
                 model, self.test_ds, teacher_logits=teacher_logits
             ),
-            keep="epoch" if isinstance(keep, int) else keep,
+            keep=keep,
         )
         if key.base == "teacher":  # what the students are compared with
             self.teacher_test = selection.kept
