@@ -2,7 +2,8 @@
 
 The CPU is split into two logical devices before TensorFlow starts; then the same
 distillation runs under the default strategy and under MirroredStrategy over the two
-devices, from the same weights on the same batches, and the per-step losses and
+devices (whole batches that Keras splits, then batches made per replica as under
+several workers), from the same weights on the same batches, and the per-step losses and
 final weights are printed as JSON for the test to compare.
 
     python tests/replicas_main.py OUT.json
@@ -43,8 +44,10 @@ class StepLosses(keras.callbacks.Callback):
         self.means.append(float(logs["loss"]))
 
 
-def distil(strategy, splits, config):
-    """One epoch of distillation under `strategy`; (step losses, weights)."""
+def distil(strategy, splits, config, per_replica=False):
+    """One epoch of distillation under `strategy`; (step losses, weights). With
+    `per_replica`, the input is made per replica, as under several workers
+    (distribute.per_replica_batches), instead of whole batches Keras splits."""
     with strategy.scope():
         keras.utils.set_random_seed(0)
         teacher = architectures.build_for(
@@ -58,13 +61,21 @@ def distil(strategy, splits, config):
             student=student, teacher=teacher, temperature=4.0, alpha=0.1
         )
         distiller.compile(optimizer=keras.optimizers.Adam(1e-2))
-    ds = batches.pipeline(
-        splits.x_train,
-        splits.y_train,
-        batch_size=config.batch_size,
-        shuffle_seed=0,
-        epochs=range(1),
-    )
+
+    def make(share):
+        return batches.pipeline(
+            splits.x_train,
+            splits.y_train,
+            batch_size=config.batch_size,
+            shuffle_seed=0,
+            epochs=range(1),
+            share=share,
+        )
+
+    if per_replica:
+        ds = distribute.per_replica_batches(strategy, make)
+    else:
+        ds = make(None)
     steps = StepLosses()
     steps_per_epoch = -(-len(splits.y_train) // config.batch_size)
     distiller.fit(
@@ -88,8 +99,8 @@ def main(out_path):
     one = distribute.make_strategy("auto")
     two = distribute.make_strategy("mirrored")
     results = {"replicas": [], "losses": [], "weights": []}
-    for strategy in (one, two):
-        losses, weights = distil(strategy, splits, config)
+    for strategy, per_replica in ((one, False), (two, False), (two, True)):
+        losses, weights = distil(strategy, splits, config, per_replica)
         results["replicas"].append(strategy.num_replicas_in_sync)
         results["losses"].append(losses)
         results["weights"].append(weights)

@@ -6,6 +6,7 @@ import os
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from tests.conftest import SHARED_DATA, needs_shared_data, write_idx
 from tf_distill.data import batches, idx, image_files, records
@@ -225,3 +226,53 @@ def test_a_prepared_tfds_dataset_loads_offline_with_its_class_names(tmp_path):
     config.distill.cached_views, config.batch_size = 2, 8
     with pytest.raises(ValueError, match=r"cached_views=2: .*tfds:tiny_shapes"):
         data_checks.check_against_data(config, splits)
+
+
+def test_each_worker_gets_its_replicas_slices_of_every_global_batch():
+    """Together the workers' replicas hold one worker's global batches exactly,
+    the last (short) batch too."""
+    x = np.arange(10, dtype=np.uint8).reshape(10, 1, 1, 1) * np.ones((1, 2, 2, 1))
+    x, y = x.astype(np.uint8), np.arange(10)
+    options = dict(batch_size=4, shuffle_seed=3, epochs=range(2))
+    whole = [b[1].numpy() for b in batches.pipeline(x, y, **options)]
+    shares = [batches.Share(0, 1, 3), batches.Share(1, 2, 3)]  # 1 + 2 replicas
+    per_worker = [
+        list(batches.pipeline(x, y, share=share, **options)) for share in shares
+    ]
+    assert [len(p) for p in per_worker] == [len(whole), 2 * len(whole)]
+    for step, labels in enumerate(whole):
+        first, second, third = (
+            per_worker[0][step],
+            per_worker[1][2 * step],
+            per_worker[1][2 * step + 1],
+        )
+        together = np.concatenate([r[1].numpy() for r in (first, second, third)])
+        np.testing.assert_array_equal(together, labels)
+        pixels = np.concatenate([r[0].numpy()[:, 0, 0, 0] for r in (first, second)])
+        np.testing.assert_array_equal(pixels, together[: len(pixels)])
+    assert len(whole[-1]) == 2  # 10 = 4 + 4 + 2: replicas get 0, 1 and 1 rows
+
+
+def test_a_worker_reads_no_file_of_another_workers_share(tmp_path):
+    """An unreadable file stops only the worker whose share holds it."""
+    paths = []
+    for i in range(8):
+        path = tmp_path / f"{i}.png"
+        pixels = np.full((4, 4, 1), i * 30, np.uint8)
+        path.write_bytes(tf.io.encode_png(pixels).numpy() if i != 5 else b"bad")
+        paths.append(str(path))
+    files = image_files.ImageFiles(np.array(paths), (4, 4, 1))
+    y = np.arange(8)
+    options = dict(batch_size=8, shuffle_seed=0, epochs=range(1))
+    as_array = y.reshape(8, 1, 1, 1).astype(np.uint8)  # the same order as files
+    order = next(iter(batches.pipeline(as_array, y, **options)))[1].numpy()
+    owner = int(np.flatnonzero(order == 5)[0] >= 4)  # 2 workers, 4 rows each
+    for worker in (0, 1):
+        ds = batches.pipeline(files, y, share=batches.Share(worker, 1, 2), **options)
+        if worker == owner:
+            with pytest.raises(tf.errors.InvalidArgumentError):
+                list(ds)
+        else:
+            [(pixels, labels)] = [(p.numpy(), t.numpy()) for p, t in ds]
+            assert 5 not in labels
+            np.testing.assert_array_equal(pixels[:, 0, 0, 0], labels * 30)

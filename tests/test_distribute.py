@@ -25,7 +25,8 @@ ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
 def test_two_replicas_give_the_losses_and_weights_of_one(tmp_path):
     """The loss is averaged over the global batch, by construction: with the
     same data, seed and weights, MirroredStrategy over 2 devices retraces one
-    device, including the epoch's last batch (13 images, split 7 + 6)."""
+    device, including the epoch's last batch (13 images, split 7 + 6), and so
+    does the input made per replica, as under several workers (6 + 7)."""
     proc = subprocess.run(
         [sys.executable, os.path.join(REPO, "tests", "replicas_main.py"), "out.json"],
         cwd=tmp_path,
@@ -36,12 +37,13 @@ def test_two_replicas_give_the_losses_and_weights_of_one(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = json.loads((tmp_path / "out.json").read_text())
-    assert results["replicas"] == [1, 2]
-    one, two = results["losses"]
-    assert len(one) == len(two) == 21
-    np.testing.assert_allclose(two, one, atol=1e-5, rtol=0)
-    for w_one, w_two in zip(*results["weights"], strict=True):
-        np.testing.assert_allclose(w_two, w_one, atol=1e-5, rtol=0)
+    assert results["replicas"] == [1, 2, 2]
+    one, *others = results["losses"]
+    assert len(one) == 21
+    for other, weights in zip(others, results["weights"][1:], strict=True):
+        np.testing.assert_allclose(other, one, atol=1e-5, rtol=0)
+        for w_one, w_other in zip(results["weights"][0], weights, strict=True):
+            np.testing.assert_allclose(w_other, w_one, atol=1e-5, rtol=0)
 
 
 def test_the_global_batch_must_split_evenly_across_replicas():
@@ -80,7 +82,7 @@ def _free_ports(n):
 
 
 @pytest.mark.slow
-def test_two_workers_distil_and_only_the_chief_writes(tmp_path):
+def test_two_workers_distil_as_one_and_only_the_chief_writes(tmp_path):
     proc = run_main(tmp_path, "--model=teacher", "--workdir=chief", *tiny_flags())
     assert proc.returncode == 0, proc.stderr[-3000:]
     teacher = tmp_path / "chief" / "teacher" / "model.keras"
@@ -111,6 +113,20 @@ def test_two_workers_distil_and_only_the_chief_writes(tmp_path):
     distilled = tmp_path / "chief" / "distilling"
     metrics = json.loads((distilled / "metrics.json").read_text())
     assert metrics["epochs_run"] == 2 and metrics["replicas"] == 2
+    # Each worker made only its half of every global batch (distribute.
+    # worker_batches), and the two halves train as one worker's whole batch.
+    proc = run_main(
+        tmp_path,
+        "--model=distilling",
+        "--workdir=single",
+        f"--config.teacher_path={teacher}",
+        *tiny_flags(),
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    single = json.loads((tmp_path / "single/distilling/metrics.json").read_text())
+    np.testing.assert_allclose(
+        metrics["history"]["loss"], single["history"]["loss"], rtol=0, atol=1e-5
+    )
     assert (distilled / "model.keras").is_file()
     assert (distilled / "saved_model" / "saved_model.pb").is_file()
     # TensorBoard runs are keyed by the workdir (experiment.default_tensorboard).

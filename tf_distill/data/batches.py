@@ -13,6 +13,8 @@ uninterrupted one would.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import tensorflow as tf
 
@@ -26,6 +28,16 @@ SHUFFLE_WINDOW = 4096
 INTERLEAVE = 16
 
 
+@dataclasses.dataclass(frozen=True)
+class Share:
+    """One worker's part of every global batch: replicas [first, first + count)
+    of `total` (training/distribute.worker_batches makes it)."""
+
+    first: int
+    count: int
+    total: int
+
+
 def pipeline(
     x: np.ndarray,
     y: np.ndarray | None = None,
@@ -35,6 +47,7 @@ def pipeline(
     shuffle_seed: int | None = None,
     epochs: range | None = None,
     augment=None,
+    share: Share | None = None,
 ) -> tf.data.Dataset:
     """Batches (x, y) — or (x, y, extra), or x alone — into a tf.data pipeline.
 
@@ -57,6 +70,8 @@ def pipeline(
             run resumed at its third epoch.
         augment: a Keras layer applied to each float32 batch of images with
             training=True (tf_distill/data/augment.py); None for evaluation pipelines.
+        share: with a shuffle, this worker's replicas' slices of each global
+            batch, one element per replica (take_share); None: whole batches.
     """
     packed = y is not None and hasattr(extra, "columns")
     files = x if isinstance(x, (ImageFiles, ArrayThenFiles)) else None
@@ -75,10 +90,11 @@ def pipeline(
     records = x if isinstance(x, RecordImages) else None
     if records is not None:
         ds = _record_batches(records, tensors[1:], batch_size, shuffle_seed, epochs)
+        ds = take_share(ds, share)
     elif shuffle_seed is None:
         ds = tf.data.Dataset.from_tensor_slices(tensors).batch(batch_size)
     else:
-        ds = _shuffled(tensors, batch_size, shuffle_seed, epochs)
+        ds = _shuffled(tensors, batch_size, shuffle_seed, epochs, share)
     streamed = files if files is not None else records
     decode = None if streamed is None else streamed.decode_batch
 
@@ -100,9 +116,9 @@ def pipeline(
     return finish(ds, buffer=2 if decode is not None else tf.data.AUTOTUNE)
 
 
-def _shuffled(tensors, batch_size, shuffle_seed, epochs) -> tf.data.Dataset:
+def _shuffled(tensors, batch_size, shuffle_seed, epochs, share) -> tf.data.Dataset:
     """Batches of `tensors` (equal-length columns) for every epoch in `epochs`,
-    epoch e in the order `epoch_order` gives."""
+    epoch e in the order `epoch_order` gives; `share`'s slices of them."""
     columns = tuple(tf.constant(t) for t in tensors)
     seed = tf.constant(shuffle_seed, tf.int64)
 
@@ -110,7 +126,7 @@ def _shuffled(tensors, batch_size, shuffle_seed, epochs) -> tf.data.Dataset:
         order = epoch_order(len(tensors[0]), seed, epoch)
         return tf.data.Dataset.from_tensor_slices(order).batch(batch_size)
 
-    return over_epochs(epochs, one_epoch).map(
+    return take_share(over_epochs(epochs, one_epoch), share).map(
         lambda idx: tuple(tf.gather(c, idx) for c in columns),
         num_parallel_calls=tf.data.AUTOTUNE,
         deterministic=True,
@@ -138,9 +154,11 @@ def _record_batches(records, columns, batch_size, shuffle_seed, epochs):
         1 if shuffle_seed is None else len(epochs)
     )
     ds = ds.apply(tf.data.experimental.assert_cardinality(count))
-    # Under several workers each reads every file and keeps its share of each
-    # batch: sharding by file (tf.data's first choice for a file reader) would
-    # give workers unequal numbers of batches.
+    # Under several workers each reads every file's bytes and decodes only its
+    # share of each batch (take_share): sharding by file (tf.data's first choice
+    # for a file reader) would give workers unequal numbers of batches and
+    # global batches unlike one worker's. DATA is for a caller that distributes
+    # this dataset with experimental_distribute_dataset instead.
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = (
         tf.data.experimental.AutoShardPolicy.DATA
@@ -153,6 +171,28 @@ def _record_batches(records, columns, batch_size, shuffle_seed, epochs):
         num_parallel_calls=tf.data.AUTOTUNE,
         deterministic=True,
     )
+
+
+def take_share(ds: tf.data.Dataset, share: Share | None) -> tf.data.Dataset:
+    """Global batches -> the per-replica batches of `share`'s replicas, one
+    element each: replica r of R gets rows [r n // R, (r + 1) n // R) of a batch
+    of n. Applied to positions (or serialized records) before images are read,
+    so each worker reads and decodes only its own examples, and the replicas of
+    all workers together hold exactly one worker's global batch."""
+    if share is None:
+        return ds
+
+    def pieces(*batch):
+        n = tf.shape(batch[0], out_type=tf.int64)[0]
+
+        def piece(r):
+            lo, hi = r * n // share.total, (r + 1) * n // share.total
+            sliced = tuple(t[lo:hi] for t in batch)
+            return sliced if len(sliced) > 1 else sliced[0]
+
+        return tf.data.Dataset.range(share.first, share.first + share.count).map(piece)
+
+    return ds.flat_map(pieces)
 
 
 def _shuffle_windows(ds: tf.data.Dataset, seed: tf.Tensor) -> tf.data.Dataset:

@@ -92,10 +92,11 @@ class TeacherSignal:
             out["cache_top_k"] = self.train_logits.k
         return out
 
-    def training_batches(self, x, y, *, batch_size, seed, epochs, augment):
+    def training_batches(self, x, y, *, batch_size, seed, epochs, augment, share):
         """The distilled student's training batches for `epochs` (a range):
         (pixels, labels, the teacher's logits) from the cache or the views, or
-        (pixels, labels) for the teacher in every step; shuffled from `seed`."""
+        (pixels, labels) for the teacher in every step; shuffled from `seed`;
+        `share` as batches.pipeline's."""
         if self.path == VIEWS:
             return views.pipeline(
                 x,
@@ -105,6 +106,7 @@ class TeacherSignal:
                 batch_size=batch_size,
                 shuffle_seed=seed,
                 epochs=epochs,
+                share=share,
             )
         return batches.pipeline(
             x,
@@ -114,6 +116,7 @@ class TeacherSignal:
             shuffle_seed=seed,
             epochs=epochs,
             augment=augment,
+            share=share,
         )
 
 

@@ -138,11 +138,13 @@ def pipeline(
     batch_size: int,
     shuffle_seed: int,
     epochs: range,
+    share: batches.Share | None = None,
 ) -> tf.data.Dataset:
     """(view pixels, labels, the teacher's logits on that view) batches.
 
     Epoch e's order and each image's view depend on (shuffle_seed, e) alone, so a
-    resumed run continues with the views it would have had.
+    resumed run continues with the views it would have had. `share`: this
+    worker's replicas' slices of each batch (batches.take_share).
     """
     n, k = params.shape[:2]
     fetch, labels = image_files.fetcher(x), tf.constant(y)
@@ -173,6 +175,6 @@ def pipeline(
             teacher = tf.cast(teacher[0], tf.float32)
         return pixels, tf.gather(labels, idx), teacher
 
-    ds = batches.over_epochs(epochs, one_epoch)
+    ds = batches.take_share(batches.over_epochs(epochs, one_epoch), share)
     ds = ds.map(to_batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return batches.finish(ds)

@@ -5,7 +5,8 @@
 number of steps and the loss (averaged over the global batch) are the same on one
 device or many. Under `multi_worker` every worker trains, but only the chief writes
 the run directory and TensorBoard's logs; the others write to a scratch folder
-inside the workdir that is removed when the run ends.
+inside the workdir that is removed when the run ends. Each worker reads and
+decodes only its own examples of every global batch (`worker_batches`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import shutil
 
 import tensorflow as tf
 
+from tf_distill.data import batches
 from tf_distill.training import interrupt, peers
 
 STRATEGIES = ("auto", "mirrored", "multi_worker", "one_device")
@@ -112,6 +114,33 @@ def check_batch_size(batch_size: int, strategy: tf.distribute.Strategy) -> None:
             f"config.batch_size={batch_size} is the global batch and must be a "
             f"multiple of the {replicas} replicas"
         )
+
+
+def worker_batches(strategy: tf.distribute.Strategy, make):
+    """The training batches `make(share)` gives (batches.pipeline's `share`):
+    whole global batches for Keras to split, or, under several workers, a
+    dataset distributed from a function whose every worker makes only its own
+    replicas' slices (batches.take_share), so no worker reads or decodes another
+    worker's images. tf.data's own sharding would either read everything on
+    every worker (by data) or give workers unequal numbers of batches and
+    global batches unlike one worker's (by file); this keeps one worker's
+    global batches exactly, so the loss is the same on one worker or several.
+    """
+    if not several_workers(strategy):
+        return make(None)
+    return per_replica_batches(strategy, make)
+
+
+def per_replica_batches(strategy: tf.distribute.Strategy, make):
+    """`make(share)` distributed from a function: each input pipeline (one per
+    worker) makes its replicas' slices of every global batch."""
+
+    def per_worker(context: tf.distribute.InputContext):
+        local = context.num_replicas_in_sync // context.num_input_pipelines
+        first = context.input_pipeline_id * local
+        return make(batches.Share(first, local, context.num_replicas_in_sync))
+
+    return strategy.distribute_datasets_from_function(per_worker)
 
 
 def several_workers(strategy: tf.distribute.Strategy) -> bool:

@@ -226,14 +226,18 @@ class ClassifierTrainer:
         def train_ds(epoch_range):
             # Epoch e's order depends on (seed, e) alone: the models of one seed
             # see the same batches, and a resumed run continues in that order.
-            options = dict(
-                batch_size=self.settings.batch_size,
-                epochs=epoch_range,
-                augment=augmentation,
-            )
-            if signal is not None:
-                return signal.training_batches(x, y, seed=seed, **options)
-            return batches.pipeline(x, y, shuffle_seed=seed, **options)
+            def worker_share(share):
+                options = dict(
+                    batch_size=self.settings.batch_size,
+                    epochs=epoch_range,
+                    augment=augmentation,
+                    share=share,
+                )
+                if signal is not None:
+                    return signal.training_batches(x, y, seed=seed, **options)
+                return batches.pipeline(x, y, shuffle_seed=seed, **options)
+
+            return distribute.worker_batches(self.strategy, worker_share)
 
         return functools.partial(
             fitting.fit,
