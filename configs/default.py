@@ -248,6 +248,11 @@ def base_config() -> ml_collections.ConfigDict:
     # gives up with one line (tf_distill/training/peers.py).
     config.distribute = ml_collections.ConfigDict()
     config.distribute.connect_timeout = 300.0  # seconds
+    # multi_worker with one --workdir every worker sees (a shared file system):
+    # the teacher's caching pass is split between the workers, each writing its
+    # shards into the chief's run directory (tf_distill/teacher/store.py). Off:
+    # every worker runs the whole pass into its own scratch folder.
+    config.distribute.shared_workdir = False
     config.mixed_precision = ml_collections.config_dict.placeholder(str)
     # Training steps per tf.function call: fewer Python round trips for small
     # models (Keras' steps_per_execution); callbacks still see every epoch.

@@ -12,6 +12,7 @@ from tests.conftest import SHARED_DATA, needs_shared_data, write_idx
 from tf_distill.data import batches, idx, image_files, records
 from tf_distill.tasks.classifier import data_checks
 from tf_distill.tasks.classifier import settings as config_lib
+from tf_distill.training import distribute
 
 # Published per-class counts (LeCun et al.; Fashion-MNIST is balanced).
 MNIST_TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
@@ -235,7 +236,7 @@ def test_each_worker_gets_its_replicas_slices_of_every_global_batch():
     x, y = x.astype(np.uint8), np.arange(10)
     options = dict(batch_size=4, shuffle_seed=3, epochs=range(2))
     whole = [b[1].numpy() for b in batches.pipeline(x, y, **options)]
-    shares = [batches.Share(0, 1, 3), batches.Share(1, 2, 3)]  # 1 + 2 replicas
+    shares = [distribute.Share(0, 1, 3), distribute.Share(1, 2, 3)]  # 1 + 2 replicas
     per_worker = [
         list(batches.pipeline(x, y, share=share, **options)) for share in shares
     ]
@@ -268,7 +269,7 @@ def test_a_worker_reads_no_file_of_another_workers_share(tmp_path):
     order = next(iter(batches.pipeline(as_array, y, **options)))[1].numpy()
     owner = int(np.flatnonzero(order == 5)[0] >= 4)  # 2 workers, 4 rows each
     for worker in (0, 1):
-        ds = batches.pipeline(files, y, share=batches.Share(worker, 1, 2), **options)
+        ds = batches.pipeline(files, y, share=distribute.Share(worker, 1, 2), **options)
         if worker == owner:
             with pytest.raises(tf.errors.InvalidArgumentError):
                 list(ds)

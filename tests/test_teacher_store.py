@@ -4,6 +4,7 @@ for any other, and resumed at the first missing shard after a crash."""
 
 import json
 import os
+import threading
 
 import keras
 import numpy as np
@@ -31,7 +32,7 @@ class Rows:
         return {"logits": np.stack([i, 2 * i], axis=1)}
 
 
-def _rows(folder, compute, made_from=MADE_FROM, count=10):
+def _rows(folder, compute, made_from=MADE_FROM, count=10, part=None):
     return store.cached_rows(
         str(folder),
         made_from=made_from,
@@ -39,6 +40,7 @@ def _rows(folder, compute, made_from=MADE_FROM, count=10):
         compute=compute,
         what="rows",
         shard=4,
+        part=part,
     )
 
 
@@ -82,6 +84,42 @@ def test_a_crashed_pass_resumes_at_its_first_missing_shard(tmp_path):
     rows, _ = _rows(tmp_path / "c", resumed)
     assert resumed.asked == [(8, 10)]
     np.testing.assert_array_equal(rows["logits"][:, 0], np.arange(10))
+
+
+def test_workers_sharing_the_folder_split_the_pass_and_all_read_every_row(tmp_path):
+    """Three workers (threads here, processes under multi_worker) on one folder:
+    each computes every third shard, the chief keeps the manifest, all end with
+    every row; a later run reads them back."""
+    computes = [Rows() for _ in range(3)]
+    results = [None] * 3
+
+    def worker(index):
+        part = store.Part(index, 3, patience=30)
+        results[index] = _rows(tmp_path / "c", computes[index], count=22, part=part)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in (2, 1, 0)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    # 22 rows over 3 workers: shards of at most 8 rows (4 here), 0-3 to worker
+    # 1, 4-7 to worker 2, 8-11 to worker 3, 12-15 to worker 1, ...
+    assert computes[0].asked == [(0, 4), (12, 16)]
+    assert computes[1].asked == [(4, 8), (16, 20)]
+    assert computes[2].asked == [(8, 12), (20, 22)]
+    for rows, _ in results:
+        np.testing.assert_array_equal(rows["logits"][:, 0], np.arange(22))
+    assert files.read_json(str(tmp_path / "c" / "manifest.json"))["complete"]
+    alone = Rows()
+    rows, _ = _rows(tmp_path / "c", alone, count=22, part=store.Part(0, 3))
+    assert alone.asked == []
+
+
+def test_a_worker_whose_peers_never_write_gives_up_in_one_line(tmp_path):
+    """A non-chief whose folder the chief never writes (no shared file system)."""
+    part = store.Part(1, 2, patience=0.5)
+    with pytest.raises(RuntimeError, match="shared_workdir=True needs a --workdir"):
+        _rows(tmp_path / "c", Rows(), part=part)
 
 
 def test_the_fingerprint_follows_the_weights_and_the_images():

@@ -13,29 +13,18 @@ uninterrupted one would.
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import tensorflow as tf
 
 from tf_distill.data.image_files import ArrayThenFiles, ImageFiles
 from tf_distill.data.records import RecordImages
+from tf_distill.training.distribute import Share
 
 # Records shuffled together in an epoch of TFRecord files (each record's bytes, a
 # JPEG of some tens of KB, is held until its window is read out), and the files
 # read at once.
 SHUFFLE_WINDOW = 4096
 INTERLEAVE = 16
-
-
-@dataclasses.dataclass(frozen=True)
-class Share:
-    """One worker's part of every global batch: replicas [first, first + count)
-    of `total` (training/distribute.worker_batches makes it)."""
-
-    first: int
-    count: int
-    total: int
 
 
 def pipeline(

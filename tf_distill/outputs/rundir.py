@@ -139,10 +139,13 @@ class ModelPaths:
 
 @dataclasses.dataclass(frozen=True)
 class RunDir:
-    """A run directory and the TensorBoard folder of its models."""
+    """A run directory and the TensorBoard folder of its models; the teacher's
+    caches go in `cache_root` when given (a non-chief worker's: the chief's run
+    directory, under config.distribute.shared_workdir), else in `root`."""
 
     root: str
     tensorboard: str
+    cache_root: str | None = None
 
     def model(self, key: ModelKey | str) -> ModelPaths:
         if isinstance(key, str):
@@ -165,7 +168,7 @@ class RunDir:
     def teacher_cache(self, name: str) -> str:
         """The teacher's cached logits (teacher/store.py): "train",
         "validation" or "views"."""
-        return os.path.join(self.root, "teacher_cache", name)
+        return os.path.join(self.cache_root or self.root, "teacher_cache", name)
 
     def trained(self, bases: tuple[str, ...] = SHIPPED) -> list[ModelKey]:
         """The first-seed models among `bases` that have a model.keras; with the

@@ -127,7 +127,10 @@ class RunContext:
                     self.strategy, self.run_dir.root, self.run_dir.tensorboard
                 )
             )
-            self.run_dir = RunDir(root, tensorboard)
+            shared = config.distribute.get("shared_workdir", False)
+            self.run_dir = RunDir(
+                root, tensorboard, cache_root=self.run_dir.root if shared else None
+            )
             stack.enter_context(files.locked(root))  # one run per folder at a time
             quiet.attach_run_log(self.run_dir.file("run.log"))
             reused = []

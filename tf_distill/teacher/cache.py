@@ -15,19 +15,35 @@ import dataclasses
 
 import keras
 import numpy as np
+import tensorflow as tf
 from absl import logging
 
 from tf_distill.data import batches
 from tf_distill.models import loading
 from tf_distill.teacher import store, topk, views
+from tf_distill.training import distribute
 
 
 def teacher_logits(
-    teacher: keras.Model, x: np.ndarray, *, batch_size: int = 256, dtype="float32"
+    teacher: keras.Model,
+    x: np.ndarray,
+    *,
+    batch_size: int = 256,
+    dtype="float32",
+    local: bool = False,
 ) -> np.ndarray:
-    """The teacher's logits on `x` (raw pixels), in one pass of large batches."""
+    """The teacher's logits on `x` (raw pixels), in one pass of large batches.
+
+    `local`: on this process's devices alone. Under several workers `predict`
+    is collective (each worker computes part of every batch and gathers the
+    rest), so workers that each run their own part of a split pass
+    (store.Part) call the model directly instead.
+    """
     ds = batches.pipeline(x, batch_size=batch_size)
-    return np.asarray(teacher.predict(ds, verbose=0)).astype(dtype)
+    if not local:
+        return np.asarray(teacher.predict(ds, verbose=0)).astype(dtype)
+    logits = tf.function(lambda images: teacher(images, training=False))
+    return np.concatenate([np.asarray(logits(b)) for b in ds]).astype(dtype)
 
 
 def views_bytes(
@@ -135,6 +151,10 @@ class TeacherSignals:
         self.val_ds = val_ds
         self._teacher, self._logits = None, {}  # split -> (logits, seconds)
         self._views = self._views_teacher = None
+        index, workers = distribute.worker_index(strategy)
+        self.part = None  # the whole pass here, or this worker's part of it
+        if settings.split_teacher_pass and workers > 1:
+            self.part = store.Part(index, workers, settings.worker_patience)
 
     def of(self, teacher: keras.Model, features: bool = False) -> TeacherSignal:
         """Cached once per image (no augmentation), on K cached augmented views
@@ -209,6 +229,7 @@ class TeacherSignals:
                     x[start:stop],
                     batch_size=s.teacher_batch_size,
                     dtype=s.cache_dtype,
+                    local=self.part is not None,
                 )
                 return _packed(compact(logits, s.cache_top_k))
 
@@ -218,6 +239,7 @@ class TeacherSignals:
                 count=len(x),
                 compute=rows,
                 what=f"the teacher's logits on {len(x)} {split} images",
+                part=self.part,
             )
             self._logits[split] = (_unpacked(stored, self.splits.num_classes), seconds)
         return self._logits[split]
@@ -259,6 +281,7 @@ class TeacherSignals:
                 compute=rows,
                 what=f"the teacher's logits on {s.cached_views} views of "
                 f"{len(x)} images",
+                part=self.part,
             )
             self._views_teacher = teacher
             self._views = (params, _unpacked(stored, self.splits.num_classes), seconds)

@@ -14,11 +14,14 @@ Why shards of .npz files: each is written whole and renamed into place, so a cra
 loses at most the shard in flight, and the same command resumes the pass at the
 first shard missing. The manifest says `complete` only after the last one. A
 finished cache is small (rows x classes numbers: 2.2 MB for MNIST's 55,000 images
-in float32) and is read back into memory whole.
+in float32) and is read back into memory whole. Workers that share the folder
+split the pass by shard (`Part`): each writes its own, the chief keeps the
+manifest.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import shutil
@@ -55,6 +58,19 @@ def fingerprint(*parts) -> str:
     return digest.hexdigest()[:16]
 
 
+@dataclasses.dataclass(frozen=True)
+class Part:
+    """This worker's part of a pass split between `count` workers that all see
+    the cache's folder (config.distribute.shared_workdir): worker `index` (0,
+    the chief, keeps the manifest) computes every count-th shard from its index,
+    then waits for the others' shards, giving up when none appeared for
+    `patience` seconds."""
+
+    index: int
+    count: int
+    patience: float = 300.0
+
+
 def cached_rows(
     folder: str,
     *,
@@ -63,6 +79,7 @@ def cached_rows(
     compute: Callable[[int, int], dict[str, np.ndarray]],
     what: str,
     shard: int = SHARD,
+    part: Part | None = None,
 ) -> tuple[dict[str, np.ndarray], float]:
     """The rows `compute(start, stop)` gives for examples 0..count-1, from
     `folder` when it holds them for the same `made_from`, else computed there.
@@ -75,12 +92,37 @@ def cached_rows(
         compute: rows [start, stop) as named arrays of equal length.
         what: what the rows are, for the log ("the teacher's logits on 55,000
             training images").
-        shard: rows per file.
+        shard: rows per file (with `part`, at most an equal share of `count`,
+            so that every worker has a shard to compute).
+        part: this worker's part of a split pass; None: every shard here.
 
     Returns:
         (the named arrays of all rows, the seconds spent computing; 0 if read).
     """
+    if part is not None:
+        shard = min(shard, max(1, -(-count // part.count)))
     manifest = {"made_from": made_from, "count": count, "shard": shard}
+    path = os.path.join(folder, "manifest.json")
+    if part is None or part.index == 0:
+        complete = _open(folder, manifest, what)
+    else:  # the chief says which rows the folder holds
+        complete = _await(lambda: _read_manifest(path, manifest), folder, what, part)
+    if complete:
+        return _read(folder, count, shard), 0.0
+    seconds = _fill(folder, count, shard, compute, what, part)
+    if part is not None:
+        _await(
+            lambda: None if _missing(folder, count, shard) else True, folder, what, part
+        )
+    if part is None or part.index == 0:
+        files.write_json(path, {**manifest, "complete": True})
+    logging.info("Cached %s in %.1f s, in %s", what, seconds, folder)
+    return _read(folder, count, shard), seconds
+
+
+def _open(folder: str, manifest: dict, what: str) -> bool:
+    """Whether `folder` holds every row `manifest` names; else it is made ready
+    for them (emptied when it holds other rows) and marked incomplete."""
     path = os.path.join(folder, "manifest.json")
     old = files.read_json(path) if os.path.isfile(path) else None
     if old is not None and _same(old, manifest):
@@ -90,9 +132,10 @@ def cached_rows(
                 what,
                 folder,
             )
-            return _read(folder, count, shard), 0.0
+            return True
         logging.info("Resuming %s in %s at its first missing shard", what, folder)
     elif old is not None:
+        made_from = manifest["made_from"]
         differs = [k for k in made_from if old["made_from"].get(k) != made_from[k]]
         logging.info(
             "The cache in %s was made from another %s: making %s anew",
@@ -103,10 +146,40 @@ def cached_rows(
         shutil.rmtree(folder)
     os.makedirs(folder, exist_ok=True)
     files.write_json(path, {**manifest, "complete": False})
-    seconds = _fill(folder, count, shard, compute, what)
-    files.write_json(path, {**manifest, "complete": True})
-    logging.info("Cached %s in %.1f s, in %s", what, seconds, folder)
-    return _read(folder, count, shard), seconds
+    return False
+
+
+def _read_manifest(path: str, manifest: dict):
+    """None until `path` is the manifest of the same rows; then whether they
+    are complete."""
+    try:
+        old = files.read_json(path)
+    except (OSError, ValueError):  # not there yet, or being replaced
+        return None
+    return bool(old.get("complete")) if _same(old, manifest) else None
+
+
+def _await(ready: Callable, folder: str, what: str, part: Part):
+    """`ready()`'s first value that is not None, polled while the other workers
+    write `folder`; an error once nothing in it changed for `part.patience`
+    seconds."""
+    last_change, seen = time.monotonic(), None
+    while True:
+        value = ready()
+        if value is not None:
+            return value
+        now_seen = sorted(os.listdir(folder)) if os.path.isdir(folder) else []
+        if now_seen != seen:
+            seen, last_change = now_seen, time.monotonic()
+        elif time.monotonic() - last_change > part.patience:
+            raise RuntimeError(
+                f"{what}: worker {part.index + 1} of {part.count} waited "
+                f"{part.patience:.0f} s for the other workers' part in {folder}; "
+                "config.distribute.shared_workdir=True needs a --workdir that "
+                "every worker sees (a shared file system)"
+            )
+        interrupt.check()
+        time.sleep(0.2)
 
 
 def _same(old: dict, manifest: dict) -> bool:
@@ -117,13 +190,29 @@ def _shard_path(folder: str, start: int) -> str:
     return os.path.join(folder, f"rows_{start:010d}.npz")
 
 
-def _fill(folder, count, shard, compute, what) -> float:
-    """Computes every missing shard; the seconds it took."""
-    begin = time.perf_counter()
-    missing = [
+def _missing(folder: str, count: int, shard: int) -> list[int]:
+    """The first rows of the shards not yet in `folder`."""
+    return [
         s for s in range(0, count, shard) if not os.path.isfile(_shard_path(folder, s))
     ]
+
+
+def _fill(folder, count, shard, compute, what, part=None) -> float:
+    """Computes every missing shard (of this worker's `part`); the seconds."""
+    begin = time.perf_counter()
+    missing = _missing(folder, count, shard)
+    if part is not None:
+        missing = [s for s in missing if (s // shard) % part.count == part.index]
     todo = sum(min(count, s + shard) - s for s in missing)
+    if part is not None:
+        logging.info(
+            "Worker %d of %d computes %d of the %d rows of %s",
+            part.index + 1,
+            part.count,
+            todo,
+            count,
+            what,
+        )
     with progress.Pass(f"Caching {what}", todo) as shown:
         for start in missing:
             stop = min(count, start + shard)

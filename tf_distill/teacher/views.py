@@ -29,6 +29,7 @@ import tensorflow as tf
 
 from tf_distill.data import augment, batches, image_files
 from tf_distill.teacher import topk
+from tf_distill.training import distribute
 
 # The columns of a view's parameters.
 PARAMS = ("dy", "dx", "flip_h", "flip_v", "angle", "partner", "mix")
@@ -138,7 +139,7 @@ def pipeline(
     batch_size: int,
     shuffle_seed: int,
     epochs: range,
-    share: batches.Share | None = None,
+    share: distribute.Share | None = None,
 ) -> tf.data.Dataset:
     """(view pixels, labels, the teacher's logits on that view) batches.
 

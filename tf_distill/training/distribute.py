@@ -12,12 +12,12 @@ decodes only its own examples of every global batch (`worker_batches`).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import shutil
 
 import tensorflow as tf
 
-from tf_distill.data import batches
 from tf_distill.training import interrupt, peers
 
 STRATEGIES = ("auto", "mirrored", "multi_worker", "one_device")
@@ -116,6 +116,16 @@ def check_batch_size(batch_size: int, strategy: tf.distribute.Strategy) -> None:
         )
 
 
+@dataclasses.dataclass(frozen=True)
+class Share:
+    """One worker's part of every global batch: replicas [first, first + count)
+    of `total` (data/batches.take_share cuts it)."""
+
+    first: int
+    count: int
+    total: int
+
+
 def worker_batches(strategy: tf.distribute.Strategy, make):
     """The training batches `make(share)` gives (batches.pipeline's `share`):
     whole global batches for Keras to split, or, under several workers, a
@@ -138,7 +148,7 @@ def per_replica_batches(strategy: tf.distribute.Strategy, make):
     def per_worker(context: tf.distribute.InputContext):
         local = context.num_replicas_in_sync // context.num_input_pipelines
         first = context.input_pipeline_id * local
-        return make(batches.Share(first, local, context.num_replicas_in_sync))
+        return make(Share(first, local, context.num_replicas_in_sync))
 
     return strategy.distribute_datasets_from_function(per_worker)
 
@@ -159,6 +169,18 @@ def is_chief(strategy: tf.distribute.Strategy) -> bool:
         return True
     has_chief = "chief" in resolver.cluster_spec().as_dict()
     return task_type == "worker" and task_id == 0 and not has_chief
+
+
+def worker_index(strategy: tf.distribute.Strategy) -> tuple[int, int]:
+    """(this process's index among the cluster's tasks that train, their
+    number): the chief is 0, then the workers in order; (0, 1) alone."""
+    if not several_workers(strategy):
+        return 0, 1
+    resolver = strategy.cluster_resolver
+    spec = resolver.cluster_spec().as_dict()
+    tasks = [("chief", i) for i in range(len(spec.get("chief", [])))]
+    tasks += [("worker", i) for i in range(len(spec.get("worker", [])))]
+    return tasks.index((resolver.task_type, resolver.task_id)), len(tasks)
 
 
 @contextlib.contextmanager

@@ -42,6 +42,10 @@ class Settings:
     validation_teacher: bool = False  # the teacher also on the validation split
     teacher_batch_size: int = 256
     teacher_dtype: str = "float32"
+    # config.distribute.shared_workdir: workers split the caching pass, and how
+    # long one waits for the others' part (config.distribute.connect_timeout).
+    split_teacher_pass: bool = False
+    worker_patience: float = 300.0
     export_tflite: bool = True
     representative_examples: int = 500  # int8 calibration images
     # The run's first seed: it draws the int8 calibration images and the cached
@@ -153,6 +157,8 @@ def classifier_settings(config: ml_collections.ConfigDict) -> Settings:
         validation_teacher=d.validation_teacher,
         teacher_batch_size=d.teacher_batch_size,
         teacher_dtype=d.teacher_dtype,
+        split_teacher_pass=config.distribute.shared_workdir,
+        worker_patience=float(config.distribute.connect_timeout),
         export_tflite=config.export.tflite,
         representative_examples=config.export.representative_examples,
         seed=config.seed,
