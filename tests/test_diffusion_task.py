@@ -204,7 +204,11 @@ def test_coverage_and_confidence_of_real_images(tmp_path):
     classifier = quality.train_classifier(spec, splits, seed=0)
     unit = quality.to_unit(splits.x_train, splits.input_scale)
     reference = quality.Reference(
-        classifier, splits.input_scale, unit, splits.y_train, splits.num_classes
+        classifier,
+        splits.input_scale,
+        splits.x_train,
+        splits.y_train,
+        splits.num_classes,
     )
     real = reference.measure(unit[:500])
     assert real["coverage"] > 90.0 and real["confidence"] > 0.8
@@ -258,6 +262,40 @@ def test_kid_and_nearest_neighbours_in_chunks_equal_the_whole_matrices():
         ((images.reshape(30, 1, -1) - pool.reshape(1, 40, -1)) ** 2).sum(-1).min(1)
     )
     np.testing.assert_allclose(quality.nearest(images, pool, chunk=4), direct)
+    in_batches = quality.nearest(images, iter([pool[:15], pool[15:]]), chunk=4)
+    np.testing.assert_allclose(in_batches, direct)
+
+
+def test_the_quality_reference_streams_image_files_as_it_reads_an_array(tmp_path):
+    """The classifier trained on image files read in shuffled batches; the
+    reference's features and measures the same from the files as from the same
+    images in memory."""
+    import dataclasses
+
+    from tf_distill.data import image_files, sources
+    from tf_distill.models.architectures import ModelSpec
+
+    splits = sources.load(sources.DataSpec())
+    x, y = splits.x_train[:300], splits.y_train[:300]
+    paths = []
+    for i, image in enumerate(x):
+        paths.append(str(tmp_path / f"{i}.png"))
+        tf.io.write_file(paths[-1], tf.io.encode_png(image))
+    files = image_files.ImageFiles(np.array(paths), x.shape[1:])
+    streamed = dataclasses.replace(splits, x_train=files, y_train=y)
+    spec = ModelSpec(arch="mlp", layers=(32,), dropout=0.0, epochs=30)
+    classifier = quality.train_classifier(spec, streamed, seed=0)
+    assert (
+        classifier.evaluate(x.astype(np.float32), y, verbose=0)[1] > 0.5
+    )  # 0.1: chance
+    scale, classes = splits.input_scale, splits.num_classes
+    from_files = quality.Reference(classifier, scale, files, y, classes)
+    in_memory = quality.Reference(classifier, scale, x, y, classes)
+    np.testing.assert_allclose(
+        from_files.train_features, in_memory.train_features, rtol=1e-5, atol=1e-5
+    )
+    samples = quality.to_unit(splits.x_test[:40], scale)
+    assert from_files.measure(samples) == pytest.approx(in_memory.measure(samples))
 
 
 @pytest.mark.parametrize("mode", ["export", "evaluate"])
@@ -291,3 +329,29 @@ def test_the_summary_pairs_each_sampler_with_ddim_in_as_many_steps(tmp_path):
     assert "DDIM in 2 steps (FID 21.00 ± 1.00): -10.00 FID" in text, text
     assert "95% CI [-12.48, -7.52]" in text, text
     assert "62% of its gap to the teacher's sampler (FID 5.00) closed" in text, text
+
+
+def test_the_diffusion_task_streams_an_image_folder(tmp_path):
+    """Teacher and DDIM baseline on PNG files read in batches, never decoded
+    whole: the quality measures come out finite."""
+    from tests.test_image_folder import write_images
+
+    root = tmp_path / "images"
+    write_images(root / "train", 24, seed=0, size=(8, 8))
+    write_images(root / "val", 8, seed=1, size=(8, 8))  # the test split
+    config = tiny(
+        dataset="image_folder",
+        data_dir=str(root),
+        image_size=(8, 8),
+        **{"quality.num_samples": 12},
+    )
+    _run(config, tmp_path, "teacher")
+    run_dir, results = _run(config, tmp_path, "student")
+    measured = results["student"]["quality"]
+    assert measured, results["student"]
+    for per_steps in measured.values():  # "1", "2": DDIM steps
+        means = [v["mean"] for v in per_steps.values() if isinstance(v, dict)]
+        assert len(means) == 5 and np.all(np.isfinite(means)), per_steps
+    with open(run_dir.model("quality_classifier").metrics) as f:
+        classifier = json.load(f)
+    assert classifier["real_vs_real"]["count"] == 12

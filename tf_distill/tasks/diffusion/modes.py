@@ -17,14 +17,13 @@ SamplerTrainer.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import os
 
 import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from tf_distill.data import image_files, sources
+from tf_distill.data import sources
 from tf_distill.outputs import files
 from tf_distill.outputs.rundir import TEACHER, RunDir, round_name, steps_of_round
 from tf_distill.tasks import context, rerun
@@ -108,16 +107,10 @@ def rerun_rules(mode: str) -> rerun.Rules:
 
 
 def _load_data(config):
-    """The data, its images in memory: the diffusion task's samplers, quality
-    measure and grids index them as arrays, so streamed images are decoded whole
-    here (this task does not stream yet; its data sets are small)."""
-    splits = sources.load(context.data_spec(config))
-    if not image_files.streams(splits.x_train):
-        return splits
-    arrays = {
-        name: getattr(splits, name).load() for name in ("x_train", "x_val", "x_test")
-    }
-    return dataclasses.replace(splits, **arrays)
+    """The data: small sets in memory, folders, TFRecords and tfds streamed from
+    their files (the training pass, the quality classifier and its reference
+    read them in batches)."""
+    return sources.load(context.data_spec(config))
 
 
 def _check_images(config, splits) -> None:

@@ -15,7 +15,10 @@ same data, since no Inception network may be downloaded here.
 
 The real-vs-real floor is the held-out images (validation and test) measured as
 the samples are, at the same count: FID has a bias that depends on the count.
-Images here are floats in [-1, 1], as the sampler returns them.
+Images here are floats in [-1, 1], as the sampler returns them. The training
+images are read in batches (an array's rows, or decoded from their files): their
+features are kept (a few hundred numbers an image), their pixels are not, so the
+nearest-neighbour measure reads them again for each set it measures.
 """
 
 from __future__ import annotations
@@ -26,7 +29,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tf_distill.data import batches, image_files
 from tf_distill.models import architectures
+
+BATCH = 512  # images a batch when reading the training split
 
 
 def train_classifier(
@@ -40,6 +46,20 @@ def train_classifier(
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"],
     )
+    if image_files.streams(splits.x_train):  # shuffled batches from the files
+        train = batches.pipeline(
+            splits.x_train,
+            splits.y_train,
+            batch_size=128,
+            shuffle_seed=seed,
+            epochs=range(spec.epochs),
+        )
+        steps = -(-len(splits.y_train) // 128)
+        model.fit(
+            train, epochs=spec.epochs, steps_per_epoch=steps, shuffle=False, verbose=0
+        )
+        return model
+    # In memory (digits, MNIST): as it always was, so the recorded FIDs stand.
     model.fit(
         splits.x_train.astype(np.float32),
         splits.y_train,
@@ -61,7 +81,7 @@ class Reference:
 
     classifier: keras.Model
     input_scale: float
-    train_images: np.ndarray  # [-1, 1]
+    train_images: object  # raw: a uint8 array, or streamed image files / records
     train_labels: np.ndarray
     num_classes: int
 
@@ -71,11 +91,18 @@ class Reference:
         self._both = keras.Model(
             self.classifier.inputs, [logits.input, self.classifier.outputs[0]]
         )
-        self.train_features = self.features(self.train_images)
+        self.train_features = np.concatenate(
+            [self.features(b) for b in self.train_batches()]
+        )
         # KID's term of the training features alone: the same for every sampler.
         self._within_train = _within(self.train_features.astype(np.float64))
         counts = np.bincount(self.train_labels, minlength=self.num_classes)
         self.class_shares = counts / counts.sum()
+
+    def train_batches(self):
+        """The training images in batches of BATCH, as floats in [-1, 1]."""
+        for (raw,) in batches.pipeline(self.train_images, batch_size=BATCH):
+            yield to_unit(raw.numpy(), self.input_scale)
 
     def _features_and_logits(self, images: np.ndarray):
         raw = (np.asarray(images, np.float32) + 1.0) * (self.input_scale / 2.0)
@@ -97,7 +124,7 @@ class Reference:
             "kid": kid(features, self.train_features, within_b=self._within_train),
             "confidence": float(probs.max(-1).mean()),
             "coverage": float(100.0 * np.minimum(shares, self.class_shares).sum()),
-            "nn_distance": float(np.median(nearest(images, self.train_images))),
+            "nn_distance": float(np.median(nearest(images, self.train_batches()))),
         }
 
 
@@ -147,17 +174,19 @@ def kid(a: np.ndarray, b: np.ndarray, *, within_b: float | None = None) -> float
     return float(_within(a) + within_b - 2.0 * cross)
 
 
-def nearest(images: np.ndarray, pool: np.ndarray, chunk: int = 256) -> np.ndarray:
-    """Each image's Euclidean pixel distance to its nearest image in `pool`."""
+def nearest(images: np.ndarray, pool, chunk: int = 256) -> np.ndarray:
+    """Each image's Euclidean pixel distance to its nearest image in `pool`, an
+    array or an iterable of arrays (batches of the pool, read one at a time)."""
     x = images.reshape(len(images), -1).astype(np.float64)
-    y = pool.reshape(len(pool), -1).astype(np.float64)
-    y_norms = (y**2).sum(1)[None, :]
-    out = []
-    for i in range(0, len(x), chunk):
-        part = x[i : i + chunk]
-        squared = (part**2).sum(1)[:, None] + y_norms - 2.0 * part @ y.T
-        out.append(np.sqrt(np.maximum(squared.min(1), 0.0)))
-    return np.concatenate(out)
+    best = np.full(len(x), np.inf)
+    for part_of_pool in [pool] if isinstance(pool, np.ndarray) else pool:
+        y = part_of_pool.reshape(len(part_of_pool), -1).astype(np.float64)
+        y_norms = (y**2).sum(1)[None, :]
+        for i in range(0, len(x), chunk):
+            part = x[i : i + chunk]
+            squared = (part**2).sum(1)[:, None] + y_norms - 2.0 * part @ y.T
+            best[i : i + chunk] = np.minimum(best[i : i + chunk], squared.min(1))
+    return np.sqrt(np.maximum(best, 0.0))
 
 
 def summarise(per_seed: list[dict[str, float]]) -> dict:

@@ -21,7 +21,7 @@ import keras
 import numpy as np
 from absl import logging
 
-from tf_distill.data import batches
+from tf_distill.data import batches, image_files
 from tf_distill.models import loading
 from tf_distill.outputs import files
 from tf_distill.outputs.rundir import TEACHER, round_name
@@ -235,22 +235,28 @@ class SamplerTrainer:
                 self.settings.classifier, splits, seed=self.settings.seed
             )
         reference = quality.Reference(
-            classifier,
-            scale,
-            quality.to_unit(splits.x_train, scale),
-            splits.y_train,
-            splits.num_classes,
+            classifier, scale, splits.x_train, splits.y_train, splits.num_classes
         )
         if not os.path.isfile(paths.metrics):
-            held_out = quality.to_unit(
-                np.concatenate([splits.x_val, splits.x_test]), scale
+            # The first num_samples held-out images (validation, then test).
+            count = min(
+                self.settings.num_samples, len(splits.x_val) + len(splits.x_test)
             )
-            count = min(self.settings.num_samples, len(held_out))
-            logits = classifier.predict(splits.x_test.astype(np.float32), verbose=0)
+            held_out = quality.to_unit(
+                np.concatenate(
+                    [
+                        image_files.as_array(splits.x_val, count),
+                        image_files.as_array(splits.x_test, count),
+                    ]
+                )[:count],
+                scale,
+            )
+            test = batches.pipeline(splits.x_test, batch_size=32)
+            logits = classifier.predict(test, verbose=0)
             metrics = {
                 "model": CLASSIFIER,
                 "test_accuracy": float((logits.argmax(-1) == splits.y_test).mean()),
-                "real_vs_real": {"count": count, **reference.measure(held_out[:count])},
+                "real_vs_real": {"count": count, **reference.measure(held_out)},
             }
             files.save_keras(classifier, paths.keras)
             files.write_json(paths.metrics, metrics)
