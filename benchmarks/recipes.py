@@ -85,6 +85,12 @@ flags.DEFINE_list(
     'config.teacher.keep values to compare, e.g. "best,last,10" (a teacher '
     "trained for each); empty: the config's alone.",
 )
+flags.DEFINE_list(
+    "teacher_paths",
+    [],
+    "Saved teachers (.keras) distilled as one committee (config.teacher_paths); "
+    "then no teacher is trained.",
+)
 FLAGS = flags.FLAGS
 
 
@@ -117,10 +123,14 @@ def _teachers(config, tensorboard):
 
 
 def _teacher(config, base, tensorboard):
-    """The teacher's metrics: trained in `base`, or copied from --teacher_dir (a
-    trained teacher's folder, e.g. an earlier run's base/teacher)."""
+    """The teacher's metrics: trained in `base`, copied from --teacher_dir (a
+    trained teacher's folder, e.g. an earlier run's base/teacher), or those of
+    config.teacher_paths' committee."""
     from tf_distill import experiment
     from tf_distill.outputs import files
+
+    if config.teacher_paths:
+        return _committee(config, config.distill.temperature)
 
     if FLAGS.teacher_dir:
         shutil.copytree(
@@ -132,12 +142,32 @@ def _teacher(config, base, tensorboard):
     )["teacher"]
 
 
+def _committee(config, temperature):
+    """The test accuracy of config.teacher_paths' ensemble, its members'
+    probabilities averaged at `temperature` (each distilling run writes the
+    same in its ensemble.json)."""
+    from tf_distill.data import batches
+    from tf_distill.distillation import ensemble
+    from tf_distill.models import loading, measure
+    from tf_distill.tasks.classifier import settings as config_lib
+
+    splits = config_lib.load_data(config)
+    members = [loading.load(path) for path in config.teacher_paths]
+    committee = ensemble.build(members, temperature)
+    test = batches.pipeline(splits.x_test, splits.y_test, batch_size=256)
+    accuracy = measure.evaluate(committee, test).accuracy
+    print(f"committee of {len(members)} at T={temperature:g}: test {accuracy:.4f}")
+    return {"test_accuracy": accuracy, "weights": f"ensemble_of_{len(members)}"}
+
+
 def main(argv):
     del argv
     from tf_distill.outputs import files
 
     config = common.load_config(FLAGS.config, name_prefix="recipes")
     config.export.tflite = False
+    if FLAGS.teacher_paths:
+        config.teacher_paths = tuple(FLAGS.teacher_paths)
     tensorboard = os.path.join(FLAGS.workdir, "tensorboard")
     teachers = _teachers(config, tensorboard)
     first = next(iter(teachers.values()))
@@ -204,11 +234,14 @@ def _distilled(config, base, teacher, alone, tensorboard):
         )
         workdir = os.path.join(FLAGS.workdir, f"{os.path.basename(base)}_{number}")
         os.makedirs(workdir, exist_ok=True)
-        shutil.copytree(
-            os.path.join(base, "teacher"),
-            os.path.join(workdir, "teacher"),
-            dirs_exist_ok=True,
-        )
+        if config.teacher_paths:  # the committee's accuracy depends on T
+            teacher = _committee(config, temperature)
+        else:
+            shutil.copytree(
+                os.path.join(base, "teacher"),
+                os.path.join(workdir, "teacher"),
+                dirs_exist_ok=True,
+            )
         start = time.perf_counter()
         distilled = experiment.run(
             _recipe_config(config, recipe),

@@ -109,10 +109,16 @@ def cached_rows(
         complete = _await(lambda: _read_manifest(path, manifest), folder, what, part)
     if complete:
         return _read(folder, count, shard), 0.0
-    seconds = _fill(folder, count, shard, compute, what, part)
+    seconds, made = _fill(folder, count, shard, compute, what, part)
     if part is not None:
+        # The others make shards as large at about our pace: a slow teacher
+        # may take longer than part.patience over one.
+        patience = max(part.patience, 3 * seconds / max(made, 1))
         _await(
-            lambda: None if _missing(folder, count, shard) else True, folder, what, part
+            lambda: None if _missing(folder, count, shard) else True,
+            folder,
+            what,
+            dataclasses.replace(part, patience=patience),
         )
     if part is None or part.index == 0:
         files.write_json(path, {**manifest, "complete": True})
@@ -173,8 +179,8 @@ def _await(ready: Callable, folder: str, what: str, part: Part):
             seen, last_change = now_seen, time.monotonic()
         elif time.monotonic() - last_change > part.patience:
             raise RuntimeError(
-                f"{what}: worker {part.index + 1} of {part.count} waited "
-                f"{part.patience:.0f} s for the other workers' part in {folder}; "
+                f"{what}: worker {part.index + 1} of {part.count} saw no new "
+                f"shard of the other workers in {folder} for {part.patience:.0f} s; "
                 "config.distribute.shared_workdir=True needs a --workdir that "
                 "every worker sees (a shared file system)"
             )
@@ -197,8 +203,9 @@ def _missing(folder: str, count: int, shard: int) -> list[int]:
     ]
 
 
-def _fill(folder, count, shard, compute, what, part=None) -> float:
-    """Computes every missing shard (of this worker's `part`); the seconds."""
+def _fill(folder, count, shard, compute, what, part=None) -> tuple[float, int]:
+    """Computes every missing shard (of this worker's `part`); the seconds it
+    took and the number of shards."""
     begin = time.perf_counter()
     missing = _missing(folder, count, shard)
     if part is not None:
@@ -221,7 +228,7 @@ def _fill(folder, count, shard, compute, what, part=None) -> float:
                 np.savez(tmp, **rows)
             interrupt.check()  # the shard is kept: a rerun resumes after it
             shown.update(stop - start)
-    return time.perf_counter() - begin
+    return time.perf_counter() - begin, len(missing)
 
 
 def _read(folder: str, count: int, shard: int) -> dict[str, np.ndarray]:
