@@ -10,6 +10,7 @@ import tensorflow as tf
 from tests.conftest import run_mode, tiny
 from tf_distill.data import batches, image_files, unlabelled
 from tf_distill.tasks.classifier import settings as config_lib
+from tf_distill.training import distribute
 
 SIZE = 12  # pixels a side
 
@@ -118,6 +119,22 @@ def test_every_streamed_record_meets_its_own_row_in_every_epoch_and_after_a_resu
     np.testing.assert_array_equal(
         np.concatenate([identity(b) for (b,) in ds.as_numpy_iterator()]), numbers
     )
+
+
+def test_two_workers_decode_disjoint_halves_of_every_batch_of_records(record_dir):
+    """Under several workers each decodes only its share of each global batch
+    (distribute.worker_batches); together the shares are one worker's batches."""
+    splits = config_lib.load_data(record_config(record_dir))
+    x, y = splits.x_train, splits.y_train
+    options = dict(batch_size=16, shuffle_seed=3, epochs=range(2))
+    whole = [identity(b) for b, _ in batches.pipeline(x, y, **options)]
+    halves = [
+        [identity(b) for b, _ in batches.pipeline(x, y, share=share, **options)]
+        for share in (distribute.Share(0, 1, 2), distribute.Share(1, 1, 2))
+    ]
+    for batch, first, second in zip(whole, *halves, strict=True):
+        assert len(first) == len(batch) // 2
+        np.testing.assert_array_equal(np.concatenate([first, second]), batch)
 
 
 def test_withheld_records_join_the_labelled_ones_in_file_order(record_dir):
