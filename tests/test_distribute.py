@@ -54,6 +54,23 @@ def test_the_global_batch_must_split_evenly_across_replicas():
         distribute.check_batch_size(65, two_replicas)
 
 
+def test_the_chief_is_worker_index_0_and_the_workers_follow():
+    def strategy(cluster, task_type, task_id):
+        spec = types.SimpleNamespace(as_dict=lambda: cluster)
+        resolver = types.SimpleNamespace(
+            cluster_spec=lambda: spec, task_type=task_type, task_id=task_id
+        )
+        return types.SimpleNamespace(cluster_resolver=resolver)
+
+    with_chief = {"chief": ["a:1"], "worker": ["b:1", "c:1"]}
+    assert distribute.worker_index(strategy(with_chief, "chief", 0)) == (0, 3)
+    assert distribute.worker_index(strategy(with_chief, "worker", 1)) == (2, 3)
+    workers = {"worker": ["b:1", "c:1"]}
+    assert distribute.worker_index(strategy(workers, "worker", 0)) == (0, 2)
+    assert distribute.is_chief(strategy(workers, "worker", 0))
+    assert distribute.worker_index(types.SimpleNamespace()) == (0, 1)  # one process
+
+
 def test_multi_worker_needs_tf_config(tmp_path, monkeypatch):
     monkeypatch.delenv("TF_CONFIG", raising=False)
     with pytest.raises(ValueError, match="needs the TF_CONFIG environment"):
