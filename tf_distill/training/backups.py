@@ -180,8 +180,7 @@ class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
         self.wait, self.best_epoch = state["wait"], state["best_epoch"]
         self.best = float(state["best"]) if state["best"] is not None else self.best
         if os.path.isfile(self._weights_path):
-            with np.load(self._weights_path) as saved:
-                self.best_weights = [saved[f"w{i}"] for i in range(len(saved.files))]
+            self.best_weights = _read_weights(self._weights_path)
             self._saved_best = self.best_weights
 
     def on_train_end(self, logs=None):
@@ -200,8 +199,7 @@ class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
         if not self._clock.due(epoch):
             return
         if self.best_weights is not None and self.best_weights is not self._saved_best:
-            with files.replacing_file(self._weights_path, suffix=".npz") as tmp:
-                np.savez(tmp, **{f"w{i}": w for i, w in enumerate(self.best_weights)})
+            _write_weights(self._weights_path, self.best_weights)
             self._saved_best = self.best_weights
         best = None if self.best is None else float(self.best)
         state = {"wait": self.wait, "best": best, "best_epoch": self.best_epoch}
@@ -221,13 +219,23 @@ class EpochSnapshot(keras.callbacks.Callback):
         self.weights = None
         self._path = os.path.join(backup_dir, f"epoch_{epoch}.weights.npz")
         if epoch and os.path.isfile(self._path):
-            with np.load(self._path) as saved:
-                self.weights = [saved[f"w{i}"] for i in range(len(saved.files))]
+            self.weights = _read_weights(self._path)
 
     def on_epoch_end(self, epoch, logs=None):
         if epoch + 1 != self.epoch:
             return
         self.weights = self.model.get_weights()
         os.makedirs(os.path.dirname(self._path), exist_ok=True)
-        with files.replacing_file(self._path, suffix=".npz") as tmp:
-            np.savez(tmp, **{f"w{i}": w for i, w in enumerate(self.weights)})
+        _write_weights(self._path, self.weights)
+
+
+def _write_weights(path: str, weights: list[np.ndarray]) -> None:
+    """A model's weight list as one .npz, written whole (files.replacing_file)."""
+    with files.replacing_file(path, suffix=".npz") as tmp:
+        np.savez(tmp, **{f"w{i}": w for i, w in enumerate(weights)})
+
+
+def _read_weights(path: str) -> list[np.ndarray]:
+    """The weight list `_write_weights` wrote, in order."""
+    with np.load(path) as saved:
+        return [saved[f"w{i}"] for i in range(len(saved.files))]
