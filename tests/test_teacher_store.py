@@ -118,7 +118,7 @@ def test_workers_sharing_the_folder_split_the_pass_and_all_read_every_row(tmp_pa
 def test_a_worker_whose_peers_never_write_gives_up_in_one_line(tmp_path):
     """A non-chief whose folder the chief never writes (no shared file system)."""
     part = store.Part(1, 2, patience=0.5)
-    with pytest.raises(RuntimeError, match="shared_workdir=True needs a --workdir"):
+    with pytest.raises(ValueError, match="shared_workdir=True needs a --workdir"):
         _rows(tmp_path / "c", Rows(), part=part)
 
 

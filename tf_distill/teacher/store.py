@@ -178,7 +178,7 @@ def _await(ready: Callable, folder: str, what: str, part: Part):
         if now_seen != seen:
             seen, last_change = now_seen, time.monotonic()
         elif time.monotonic() - last_change > part.patience:
-            raise RuntimeError(
+            raise ValueError(  # a setting to fix: main.py says it in one line
                 f"{what}: worker {part.index + 1} of {part.count} saw no new "
                 f"shard of the other workers in {folder} for {part.patience:.0f} s; "
                 "config.distribute.shared_workdir=True needs a --workdir that "
