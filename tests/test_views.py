@@ -183,10 +183,9 @@ def test_views_the_epochs_cannot_show_or_memory_cannot_hold_are_refused(
         checks.validate(tiny_config)
 
     # 1,293 images x 2 views x (10 logits + 7 parameters) x 4 bytes = 175,848 bytes.
-    from tf_distill.teacher import cache
 
-    assert cache.views_bytes(1293, 2, 10, "float32", 0) == 175_848
-    assert cache.views_bytes(1293, 2, 10, "float16", 3) == 1293 * 2 * (8 + 6 + 28)
+    assert views.views_bytes(1293, 2, 10, "float32", 0) == 175_848
+    assert views.views_bytes(1293, 2, 10, "float16", 3) == 1293 * 2 * (8 + 6 + 28)
     set_key(tiny_config, "distill.cached_views", 2)
     monkeypatch.setattr(data_checks, "free_memory", lambda: 300_000)
     with pytest.raises(

@@ -46,19 +46,6 @@ def teacher_logits(
     return np.concatenate([np.asarray(logits(b)) for b in ds]).astype(dtype)
 
 
-def views_bytes(
-    images: int, views_per_image: int, num_classes: int, dtype: str, top_k: int
-) -> int:
-    """What cached views hold in memory (and about as much on disk): each view's
-    logits (or top-k values and int16 classes) and its parameters (views.PARAMS)."""
-    item = np.dtype(dtype).itemsize
-    if 0 < top_k < num_classes:
-        logits = (top_k + 1) * item + top_k * 2
-    else:
-        logits = num_classes * item
-    return images * views_per_image * (logits + len(views.PARAMS) * 4)
-
-
 def compact(logits: np.ndarray, top_k: int) -> np.ndarray | topk.TopK:
     """`logits` kept to their `top_k` largest (topk.TopK); as they are when top_k
     is 0 or covers every class."""
@@ -108,11 +95,13 @@ class TeacherSignal:
             out["cache_top_k"] = self.train_logits.k
         return out
 
-    def training_batches(self, x, y, *, batch_size, seed, epochs, augment, share):
+    def training_batches(
+        self, x, y, *, batch_size, shuffle_seed, epochs, augment, share
+    ):
         """The distilled student's training batches for `epochs` (a range):
         (pixels, labels, the teacher's logits) from the cache or the views, or
-        (pixels, labels) for the teacher in every step; shuffled from `seed`;
-        `share` as batches.pipeline's."""
+        (pixels, labels) for the teacher in every step; the other arguments as
+        batches.pipeline's."""
         if self.path == VIEWS:
             return views.pipeline(
                 x,
@@ -120,7 +109,7 @@ class TeacherSignal:
                 self.params,
                 self.train_logits,
                 batch_size=batch_size,
-                shuffle_seed=seed,
+                shuffle_seed=shuffle_seed,
                 epochs=epochs,
                 share=share,
             )
@@ -129,7 +118,7 @@ class TeacherSignal:
             y,
             batch_size=batch_size,
             extra=self.train_logits,
-            shuffle_seed=seed,
+            shuffle_seed=shuffle_seed,
             epochs=epochs,
             augment=augment,
             share=share,

@@ -36,6 +36,19 @@ PARAMS = ("dy", "dx", "flip_h", "flip_v", "angle", "partner", "mix")
 _DY, _DX, _FLIP_H, _FLIP_V, _ANGLE, _PARTNER, _MIX = range(len(PARAMS))
 
 
+def views_bytes(
+    images: int, views_per_image: int, num_classes: int, dtype: str, top_k: int
+) -> int:
+    """What cached views hold in memory (and about as much on disk): each view's
+    logits (or top-k values and int16 classes) and its parameters (PARAMS)."""
+    item = np.dtype(dtype).itemsize
+    if 0 < top_k < num_classes:
+        logits = (top_k + 1) * item + top_k * 2
+    else:
+        logits = num_classes * item
+    return images * views_per_image * (logits + len(PARAMS) * 4)
+
+
 def draw_params(spec: augment.AugmentSpec, n: int, k: int, seed: int) -> np.ndarray:
     """(n, k, len(PARAMS)) float32 parameters, a function of (spec, n, k, seed)."""
     rng = np.random.default_rng([seed, n, k])

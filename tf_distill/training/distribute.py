@@ -127,7 +127,7 @@ class Share:
 
 
 def worker_batches(strategy: tf.distribute.Strategy, make):
-    """The training batches `make(share)` gives (batches.pipeline's `share`):
+    """The training batches `make(share=...)` gives (batches.pipeline's `share`):
     whole global batches for Keras to split, or, under several workers, a
     dataset distributed from a function whose every worker makes only its own
     replicas' slices (batches.take_share), so no worker reads or decodes another
@@ -137,18 +137,18 @@ def worker_batches(strategy: tf.distribute.Strategy, make):
     global batches exactly, so the loss is the same on one worker or several.
     """
     if not several_workers(strategy):
-        return make(None)
+        return make(share=None)
     return per_replica_batches(strategy, make)
 
 
 def per_replica_batches(strategy: tf.distribute.Strategy, make):
-    """`make(share)` distributed from a function: each input pipeline (one per
+    """`make(share=...)` distributed from a function: each input pipeline (one per
     worker) makes its replicas' slices of every global batch."""
 
     def per_worker(context: tf.distribute.InputContext):
         local = context.num_replicas_in_sync // context.num_input_pipelines
         first = context.input_pipeline_id * local
-        return make(Share(first, local, context.num_replicas_in_sync))
+        return make(share=Share(first, local, context.num_replicas_in_sync))
 
     return strategy.distribute_datasets_from_function(per_worker)
 

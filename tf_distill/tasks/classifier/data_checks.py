@@ -12,7 +12,7 @@ from absl import logging
 from tf_distill.data import batches, image_files
 from tf_distill.models import architectures
 from tf_distill.tasks.classifier import settings as config_lib
-from tf_distill.teacher import cache, outputs
+from tf_distill.teacher import outputs, views
 
 
 def check_logits(paths, teachers, splits) -> None:
@@ -80,7 +80,7 @@ def check_sizes(config, splits, distilled_images: int) -> None:
     d = config.distill
     if not d.cached_views:
         return
-    size = cache.views_bytes(
+    size = views.views_bytes(
         distilled_images,
         d.cached_views,
         splits.num_classes,

@@ -20,12 +20,13 @@ import keras
 import numpy as np
 from absl import logging
 
-from tf_distill.data import augment, batches
+from tf_distill.data import batches
 from tf_distill.data import unlabelled as transfer_lib
 from tf_distill.distillation.distiller import Distiller
 from tf_distill.models import architectures, measure
 from tf_distill.outputs.rundir import ModelKey, RunDir
 from tf_distill.shipping import shipper
+from tf_distill.tasks.classifier import inputs
 from tf_distill.tasks.classifier.settings import Settings, kept_weights
 from tf_distill.teacher import cache
 from tf_distill.training import concurrent, distribute, fitting
@@ -213,32 +214,16 @@ class ClassifierTrainer:
         """The fit of `model` on `train` = (images, labels) (fitting.fit), to
         call; a distilled student's batches carry the teacher's `signal`."""
         paths = self.run_dir.model(key)
-        x, y = train
         keep, stopping = self._weights(key, distilling)
-        augmentation = augment.build(
-            self.settings.augment,
-            input_shape=self.splits.input_shape,
-            input_scale=self.splits.input_scale,
+        train_ds = inputs.training_batches(
+            self.settings,
+            self.splits,
+            self.strategy,
+            train,
             seed=seed,
+            signal=signal,
             distilling=distilling,
         )
-
-        def train_ds(epoch_range):
-            # Epoch e's order depends on (seed, e) alone: the models of one seed
-            # see the same batches, and a resumed run continues in that order.
-            def worker_share(share):
-                options = dict(
-                    batch_size=self.settings.batch_size,
-                    epochs=epoch_range,
-                    augment=augmentation,
-                    share=share,
-                )
-                if signal is not None:
-                    return signal.training_batches(x, y, seed=seed, **options)
-                return batches.pipeline(x, y, shuffle_seed=seed, **options)
-
-            return distribute.worker_batches(self.strategy, worker_share)
-
         return functools.partial(
             fitting.fit,
             model,
