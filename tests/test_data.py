@@ -222,11 +222,14 @@ def test_a_prepared_tfds_dataset_loads_offline_with_its_class_names(tmp_path):
     for x, y in ((splits.x_test, splits.y_test), (splits.x_val, splits.y_val)):
         pixels = image_files.as_array(x)
         np.testing.assert_array_equal(pixels[:, 0, 0, 0], 100 * y)
-    # Cached views re-render images held in memory: refused in one line.
+    # Cached views with mixup read partners by index: refused in one line.
     config = config_for("tiny_shapes", tmp_path)
     config.distill.cached_views, config.batch_size = 2, 8
-    with pytest.raises(ValueError, match=r"cached_views=2: .*tfds:tiny_shapes"):
+    config.augment.mixup = 0.4
+    with pytest.raises(ValueError, match=r"mixup=0.4: .*tfds:tiny_shapes"):
         data_checks.check_against_data(config, splits)
+    config.augment.mixup = 0.0
+    data_checks.check_against_data(config, splits)
 
 
 def test_each_worker_gets_its_replicas_slices_of_every_global_batch():

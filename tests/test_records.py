@@ -191,13 +191,67 @@ def test_bad_record_settings_are_named(record_dir, key, value, message):
         config_lib.load_data(record_config(record_dir, **{key: value}))
 
 
-def test_cached_views_are_refused_for_records_read_in_order(record_dir):
+def test_cached_views_with_mixup_are_refused_for_records_read_in_order(record_dir):
     from tf_distill.tasks.classifier import checks
 
     config = record_config(record_dir, **{"distill.cached_views": 2})
-    config.augment.translate = 1
-    with pytest.raises(ValueError, match=r"cached_views=2: .*read in order"):
+    config.augment.translate, config.augment.mixup = 1, 0.4
+    with pytest.raises(ValueError, match=r"augment.mixup=0.4: .*read in order"):
         checks.validate(config)
+    config.augment.mixup = 0.0  # views without a partner stream
+    checks.validate(config)
+
+
+def test_streamed_records_show_the_views_an_array_would_with_their_own_logits(
+    record_dir,
+):
+    """Each epoch every record shows the view an array of the same images would
+    show in that epoch (same seed), its pixels rendered from its own image and
+    its logits row that view's; the teacher's pass over records in order gives
+    an array's logits, a range of rows too."""
+    from tf_distill.data import augment
+    from tf_distill.teacher import views
+
+    splits = config_lib.load_data(record_config(record_dir))
+    x, y = splits.x_train, splits.y_train
+    images = image_files.as_array(x)
+    n, k = len(y), 3
+    spec = augment.AugmentSpec(translate=2, flip="horizontal")
+    params = views.draw_params(spec, n, k, seed=7)
+    # Row (i, v) of the "logits" names its image and view.
+    named = np.stack(np.meshgrid(np.arange(n), np.arange(k), indexing="ij"), -1)
+    logits = named.astype(np.float32)
+    options = dict(batch_size=16, shuffle_seed=5, epochs=range(2))
+    streamed = list(views.pipeline(x, y, params, logits, **options))
+    from_array = list(views.pipeline(images, y, params, logits, **options))
+    steps = -(-n // 16)
+    assert len(streamed) == len(from_array) == 2 * steps
+    for epoch in range(2):
+        part = slice(epoch * steps, (epoch + 1) * steps)
+        shown = [
+            np.concatenate([b[2].numpy() for b in run[part]])
+            for run in (streamed, from_array)
+        ]
+        assert sorted(map(tuple, shown[0])) == sorted(map(tuple, shown[1]))
+        assert sorted(shown[0][:, 0]) == list(range(n))  # every record once
+    for pixels, labels, teacher in streamed[:3]:
+        i, v = teacher.numpy().astype(int).T
+        np.testing.assert_array_equal(labels, y[i])
+        own = images[i]
+        expected = views.render(own, own, params[i, v])
+        np.testing.assert_array_equal(pixels, expected)
+    model = tf.keras.Sequential(
+        [
+            tf.keras.Input((SIZE, SIZE, 3)),
+            tf.keras.layers.Flatten(),
+            tf.keras.layers.Dense(3),
+        ]
+    )
+    whole = views.teacher_logits(model, images, params, batch_size=32, dtype="float32")
+    some = views.teacher_logits(
+        model, x, params, batch_size=32, dtype="float32", rows=range(10, 50)
+    )
+    np.testing.assert_allclose(some, whole[10:50], rtol=1e-5, atol=1e-5)
 
 
 def test_a_file_that_is_not_tfrecord_is_named(record_dir):
@@ -227,6 +281,12 @@ def test_records_train_and_distil_end_to_end_with_the_cache_reused(
     run_mode(config, tmp_path, "distilling")
     metrics = files.read_json(run_dir.model("distilling").metrics)
     assert metrics["teacher_pass_seconds"] == 0.0  # read back, not recomputed
+    # Shifted views of the records, streamed: the teacher's pass over them.
+    config.distill.cached_views, config.augment.translate = 1, 1
+    run_mode(config, tmp_path, "distilling")
+    metrics = files.read_json(run_dir.model("distilling").metrics)
+    assert metrics["teacher"] == "cached_views" and metrics["cached_views"] == 1
+    assert metrics["teacher_pass_seconds"] > 0
 
 
 def test_a_long_pass_says_how_far_it_is_where_no_bar_shows(caplog, capsys):

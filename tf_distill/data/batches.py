@@ -126,15 +126,36 @@ def _record_batches(records, columns, batch_size, shuffle_seed, epochs):
     """Batches of (serialized records, *columns gathered at their positions):
     in file order without `shuffle_seed`, else every epoch of `epochs` shuffled."""
     columns = tuple(tf.constant(c) for c in columns)
+
+    def gather(epoch):
+        return lambda positions: tuple(tf.gather(c, positions) for c in columns)
+
+    return record_batches(records, batch_size, shuffle_seed, epochs, gather)
+
+
+def record_batches(records, batch_size, shuffle_seed, epochs, columns_at):
+    """Batches of (serialized records, *columns_at(epoch)(positions)), where
+    positions are the batch's records' places in the split: in file order
+    without `shuffle_seed` (epoch 0), else every epoch of `epochs` shuffled.
+    `columns_at(epoch)` is called once per epoch, so what it computes (a
+    per-epoch draw) is not recomputed per batch."""
     files = len(records.needed_files())
+
+    def with_columns(ds, epoch):
+        at = columns_at(epoch)
+        return ds.map(
+            lambda positions, batch: (batch, *at(positions)),
+            num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=True,
+        )
 
     def one_epoch(epoch):
         seed = tf.stack([tf.constant(shuffle_seed, tf.int64), epoch])
         ds = records.stream(epoch_order(files, seed[0], epoch), cycle=INTERLEAVE)
-        return _shuffle_windows(ds, seed).batch(batch_size)
+        return with_columns(_shuffle_windows(ds, seed).batch(batch_size), epoch)
 
     if shuffle_seed is None:
-        ds = records.stream().batch(batch_size)
+        ds = with_columns(records.stream().batch(batch_size), tf.constant(0, tf.int64))
     else:
         ds = over_epochs(epochs, one_epoch)
     # The filter hides the count from tf.data; Keras warns of a dataset "out of
@@ -152,14 +173,7 @@ def _record_batches(records, columns, batch_size, shuffle_seed, epochs):
     options.experimental_distribute.auto_shard_policy = (
         tf.data.experimental.AutoShardPolicy.DATA
     )
-    return ds.with_options(options).map(
-        lambda positions, records: (
-            records,
-            *(tf.gather(c, positions) for c in columns),
-        ),
-        num_parallel_calls=tf.data.AUTOTUNE,
-        deterministic=True,
-    )
+    return ds.with_options(options)
 
 
 def take_share(ds: tf.data.Dataset, share: Share | None) -> tf.data.Dataset:

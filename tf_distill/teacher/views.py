@@ -19,6 +19,11 @@ a resumed run use the same views; each student's seed picks among them. The
 augmentations are this module's own (integer shifts, bilinear rotation about the
 centre with zeros outside, flips, mixup with the partner's raw image), not Keras'
 random layers, which cannot replay a given draw; colour jitter is not offered.
+
+Images read by index (arrays, image files) offer every augmentation. TFRecord
+files, read in order, stream their views without mixup (a partner would be
+read by its index): the teacher's pass decodes each record once for its K
+views, and each epoch a record shows the view an array's image would.
 """
 
 from __future__ import annotations
@@ -122,6 +127,8 @@ def teacher_logits(
     """(len(rows), k, classes) logits of the teacher on every view of the images
     `rows` (all by default; a mixup partner may be any image of `x`)."""
     rows = range(len(x)) if rows is None else rows
+    if not image_files.random_access(x):
+        return _streamed_logits(teacher, x, params, batch_size, dtype, rows)
     k = params.shape[1]
     fetch = image_files.fetcher(x)  # rows of an array, or decoded image files
 
@@ -143,6 +150,51 @@ def teacher_logits(
     return out
 
 
+def _streamed_logits(teacher, x, params, batch_size, dtype, rows) -> np.ndarray:
+    """teacher_logits for images read in order (TFRecord files): each batch is
+    decoded once and the teacher runs on its K views. Without mixup only: a
+    view's partner is the image itself (check_partners)."""
+    check_partners(params)
+    part = x[rows.start : rows.stop]
+    ds = part.stream().batch(batch_size)
+    ds = ds.map(
+        lambda positions, records: (positions, part.decode_batch(records)),
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=True,
+    )
+    view_logits = tf.function(
+        lambda images, p: teacher(render(images, images, p), training=False)
+    )
+    out = None
+    for positions, images in batches.finish(ds, buffer=2):
+        idx = positions.numpy()
+        for view in range(params.shape[1]):
+            p = tf.constant(params[rows.start + idx, view])
+            logits = np.asarray(view_logits(images, p))
+            if out is None:
+                out = np.zeros((len(rows), params.shape[1], logits.shape[-1]), dtype)
+            out[idx, view] = logits.astype(dtype)
+    return out
+
+
+def check_partners(params: np.ndarray) -> None:
+    """Refuses views mixed with a partner image, which only images read by
+    index (arrays, image files) can fetch."""
+    own = np.arange(len(params), dtype=np.float32)[:, None]
+    if not np.all(params[..., _PARTNER] == own):
+        raise ValueError(
+            "cached views with mixup need images read by index (an array or "
+            "image files), not TFRecord files read in order"
+        )
+
+
+def _view_pick(n: int, k: int, seed: tf.Tensor, epoch: tf.Tensor) -> tf.Tensor:
+    """(n,) int64: the view each image shows in `epoch`, from (seed, epoch) alone."""
+    return tf.random.stateless_uniform(
+        [n], seed=tf.stack([seed + 1, epoch]), maxval=k, dtype=tf.int64
+    )
+
+
 def pipeline(
     x,
     y: np.ndarray,
@@ -161,19 +213,29 @@ def pipeline(
     worker's replicas' slices of each batch (batches.take_share).
     """
     n, k = params.shape[:2]
-    fetch, labels = image_files.fetcher(x), tf.constant(y)
-    params_t = tf.constant(params)
+    labels, params_t = tf.constant(y), tf.constant(params)
     if isinstance(logits, topk.TopK):
         columns = (tf.constant(logits.values), tf.constant(logits.classes))
     else:
         columns = (tf.constant(logits),)
     seed = tf.constant(shuffle_seed, tf.int64)
 
+    def teacher_of(*column_rows):
+        if isinstance(logits, topk.TopK):
+            return topk.expand(*column_rows, logits.num_classes)
+        return tf.cast(column_rows[0], tf.float32)
+
+    if not image_files.random_access(x):
+        check_partners(params)
+        tables = (labels, params_t, columns)
+        return _streamed_pipeline(
+            x, tables, teacher_of, batch_size, shuffle_seed, epochs, share
+        )
+    fetch = image_files.fetcher(x)
+
     def one_epoch(epoch):
         order = batches.epoch_order(n, seed, epoch)
-        pick = tf.random.stateless_uniform(
-            [n], seed=tf.stack([seed + 1, epoch]), maxval=k, dtype=tf.int64
-        )
+        pick = _view_pick(n, k, seed, epoch)
         pairs = (order, tf.gather(pick, order))  # image i keeps its view pick[i]
         return tf.data.Dataset.from_tensor_slices(pairs).batch(batch_size)
 
@@ -182,13 +244,41 @@ def pipeline(
         p = tf.gather_nd(params_t, where)
         partner = fetch(tf.cast(p[:, _PARTNER], tf.int64))
         pixels = render(fetch(idx), partner, p)
-        teacher = [tf.gather_nd(column, where) for column in columns]
-        if isinstance(logits, topk.TopK):
-            teacher = topk.expand(*teacher, logits.num_classes)
-        else:
-            teacher = tf.cast(teacher[0], tf.float32)
+        teacher = teacher_of(*(tf.gather_nd(column, where) for column in columns))
         return pixels, tf.gather(labels, idx), teacher
 
     ds = batches.take_share(batches.over_epochs(epochs, one_epoch), share)
     ds = ds.map(to_batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return batches.finish(ds)
+
+
+def _streamed_pipeline(
+    records, tables, teacher_of, batch_size, shuffle_seed, epochs, share
+):
+    """pipeline() for TFRecord files (records.RecordImages), read in the order
+    batches.record_batches shuffles them: each record's view is the one
+    _view_pick gives its image in that epoch, as for an array, and its
+    pixels need no partner (check_partners)."""
+    labels, params, columns = tables
+    n, k = params.shape[:2]
+    seed = tf.constant(shuffle_seed, tf.int64)
+
+    def columns_at(epoch):
+        pick = _view_pick(n, k, seed, epoch)
+
+        def at(positions):
+            positions = tf.cast(positions, tf.int64)
+            where = tf.stack([positions, tf.gather(pick, positions)], axis=1)
+            rows = (tf.gather_nd(c, where) for c in (params, *columns))
+            return (tf.gather(labels, positions), *rows)
+
+        return at
+
+    def to_batch(serialized, y, p, *column_rows):
+        images = records.decode_batch(serialized)
+        return render(images, images, p), y, teacher_of(*column_rows)
+
+    ds = batches.record_batches(records, batch_size, shuffle_seed, epochs, columns_at)
+    ds = batches.take_share(ds, share)
+    ds = ds.map(to_batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return batches.finish(ds, buffer=2)

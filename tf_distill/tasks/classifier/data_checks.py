@@ -49,12 +49,16 @@ def check_against_data(config, splits) -> None:
             f"image's own size ({smallest} pixels) or more leaves none of it; "
             f"expected < {smallest}"
         )
-    if config.distill.cached_views and not image_files.random_access(splits.x_train):
+    if (
+        config.distill.cached_views
+        and config.augment.mixup
+        and not image_files.random_access(splits.x_train)
+    ):
         raise ValueError(
-            f"config.distill.cached_views={config.distill.cached_views}: cached "
-            f"views re-render any image (a mixup partner) by its index, and "
-            f"{splits.source} is read in file order; set it to 0 (the teacher "
-            "then runs in every step)"
+            f"config.augment.mixup={config.augment.mixup}: cached views with mixup "
+            f"read each image's partner by its index, and {splits.source} is read "
+            "in file order; set mixup to 0 (views then stream) or "
+            "distill.cached_views to 0 (the teacher then runs in every step)"
         )
     channels = splits.input_shape[-1]
     if config.augment.color_jitter and channels != 3:

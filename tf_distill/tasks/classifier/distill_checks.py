@@ -112,11 +112,11 @@ def _cached_views(c: Checker, config: ml_collections.ConfigDict) -> None:
         "epochs would be computed and never all seen: at most the epochs",
     )
     c.check(
-        config.dataset != "tfrecord",
-        "distill.cached_views",
-        "cached views re-render any image (a mixup partner) by its index, and "
-        "TFRecord files are read in order: set it to 0 (the teacher then runs in "
-        "every step)",
+        config.dataset != "tfrecord" or not a.mixup,
+        "augment.mixup",
+        "cached views with mixup read each image's partner by its index, and "
+        "TFRecord files are read in order: set mixup to 0 (views then stream) or "
+        "distill.cached_views to 0 (the teacher then runs in every step)",
     )
 
 
