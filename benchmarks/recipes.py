@@ -62,6 +62,17 @@ RECIPES = {
         "alone": ((None, 0),),
         "distill": ((0.0, 1.0, 0.1, None, 0), (1.0, 1.0, 0.0, None, 0)),
     },
+    # The same, from a committee that knows the views, with the schedule
+    # chosen on validation too: 30 (the config's) or 60 epochs, for the student
+    # alone and the distilled student alike.
+    "fashion_function_matching_schedules": {
+        "alone": ((None, 0), (60, 0)),
+        "distill": (
+            (0.0, 1.0, 0.1, None, 0),
+            (1.0, 1.0, 0.0, None, 0),
+            (0.0, 1.0, 0.1, 60, 0),
+        ),
+    },
     # 54,000 images an epoch (MNIST, Fashion-MNIST): equal schedules of the
     # config's student.epochs (None), the last epoch kept; a low and the usual T.
     "large": {
