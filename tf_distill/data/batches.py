@@ -127,10 +127,12 @@ def _record_batches(records, columns, batch_size, shuffle_seed, epochs):
     in file order without `shuffle_seed`, else every epoch of `epochs` shuffled."""
     columns = tuple(tf.constant(c) for c in columns)
 
-    def gather(epoch):
-        return lambda positions: tuple(tf.gather(c, positions) for c in columns)
+    def gather(positions):
+        return tuple(tf.gather(c, positions) for c in columns)
 
-    return record_batches(records, batch_size, shuffle_seed, epochs, gather)
+    return record_batches(
+        records, batch_size, shuffle_seed, epochs, lambda epoch: gather
+    )
 
 
 def record_batches(records, batch_size, shuffle_seed, epochs, columns_at):
